@@ -1,0 +1,165 @@
+"""Alert sources and alert formats: how bytes arrive and how they become `Alert`s.
+
+A *source* yields `SourceRecord`s (an origin string naming where the bytes came from, and the bytes).
+An *alert format* decodes one record's bytes into alerts; it raises `AlertDecodeError` with a reason
+for bytes it cannot read, and the runtime quarantines the record with that reason and its bytes.
+Sources that need acknowledgement (Kafka) get `commit()` once everything yielded so far is durably
+ingested.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gzip
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from ampel_core.models import Alert, DataPoint, content_id
+
+
+class AlertDecodeError(ValueError):
+    """Bytes that are not a readable alert; the message is the reason stored with the quarantine."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    origin: str
+    payload: bytes
+
+
+@runtime_checkable
+class AlertFormat(Protocol):
+    def decode(self, payload: bytes, origin: str) -> list[Alert]:
+        """All alerts in ``payload``; AlertDecodeError with a reason if it cannot be read."""
+        ...
+
+
+@runtime_checkable
+class AlertSource(Protocol):
+    def __iter__(self) -> Iterator[SourceRecord]: ...
+
+    def commit(self) -> None:
+        """Everything yielded so far is durably stored (acknowledge it upstream)."""
+        ...
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _maybe_gunzip(payload: bytes, origin: str) -> bytes:
+    if payload[:2] != GZIP_MAGIC:
+        return payload
+    try:
+        return gzip.decompress(payload)
+    except (OSError, EOFError) as error:
+        raise AlertDecodeError(f"{origin}: corrupt gzip data: {error}") from None
+
+
+class FileSource(BaseModel):
+    """Alerts from files, directories (walked in sorted order) and tar / tar.gz archives (read as
+    streams, never unpacked to disk). Gzipped files are decompressed. Config: ``paths`` and a
+    ``pattern`` for file names (fnmatch) inside directories and archives."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[str]
+    pattern: str = "*"
+    partition: tuple[int, int] = (0, 1)  # (index, count): take every count-th record from index
+
+    def _files(self) -> Iterator[Path]:
+        for raw in self.paths:
+            path = Path(raw).expanduser()
+            if path.is_dir():
+                for root, dirs, files in os.walk(path):
+                    dirs.sort()
+                    for name in sorted(files):
+                        if fnmatch.fnmatch(name, self.pattern):
+                            yield Path(root, name)
+            elif path.exists():
+                yield path
+            else:
+                raise FileNotFoundError(f"alert source: no such file or directory: {path}")
+
+    def records(self) -> Iterator[SourceRecord]:
+        """Every record, unpartitioned (tar members in archive order)."""
+        for path in self._files():
+            if tarfile.is_tarfile(path):
+                yield from self._tar_records(path)
+            else:
+                yield SourceRecord(str(path), path.read_bytes())
+
+    def _tar_records(self, path: Path) -> Iterator[SourceRecord]:
+        try:
+            with tarfile.open(path, mode="r|*") as archive:
+                for member in archive:
+                    if member.isfile() and fnmatch.fnmatch(Path(member.name).name, self.pattern):
+                        handle = archive.extractfile(member)
+                        if handle is not None:
+                            yield SourceRecord(f"{path}::{member.name}", handle.read())
+        except (tarfile.TarError, OSError, EOFError) as error:
+            # a truncated archive: what was read stays; the rest is reported, not silently lost
+            yield SourceRecord(f"{path}::<unreadable rest of archive>", f"<{error}>".encode())
+
+    def __iter__(self) -> Iterator[SourceRecord]:
+        index, count = self.partition
+        for position, record in enumerate(self.records()):
+            if position % count == index:
+                yield record
+
+    def commit(self) -> None:
+        pass
+
+
+class JsonAlertFormat(BaseModel):
+    """The survey-neutral format: newline-delimited JSON, one alert per line (see docs/alert-format.md).
+
+    ``{"stock": "SN2024abc", "id": 17, "extra": {...}, "datapoints": [{"id": 1, "time": 60000.1,
+    "band": "ztfg", "flux": 1200.0, "flux_err": 30.0, "zp": 25.0, "zpsys": "ab", "mag": 17.3,
+    "mag_err": 0.03, "upper_limit": false, "tags": ["MY_SURVEY"], "extra": {...}}, ...]}``
+
+    ``stock`` is the object's name; its stock id is derived from it. Datapoint ``id`` and alert
+    ``id`` are optional: missing ones are content hashes. The first datapoint triggered the alert.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[str] = []  # added to every datapoint
+
+    def decode(self, payload: bytes, origin: str) -> list[Alert]:
+        payload = _maybe_gunzip(payload, origin)
+        alerts = []
+        for number, line in enumerate(payload.splitlines(), 1):
+            if line.strip():
+                try:
+                    alerts.append(self._alert(orjson.loads(line)))
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+                    kind = "missing field" if isinstance(error, KeyError) else type(error).__name__
+                    raise AlertDecodeError(f"{origin} line {number}: {kind}: {error}") from None
+        if not alerts:
+            raise AlertDecodeError(f"{origin}: no alert in {len(payload)} bytes")
+        return alerts
+
+    def _alert(self, doc: dict[str, Any]) -> Alert:
+        name = str(doc["stock"])
+        stock = content_id("stock", name)
+        datapoints = []
+        for raw in doc["datapoints"]:
+            fields = {key: raw[key] for key in ("zp", "zpsys", "mag", "mag_err", "upper_limit") if key in raw}
+            upper_limit = bool(fields.get("upper_limit", False))
+            datapoints.append(DataPoint(
+                id=int(raw["id"]) if "id" in raw else content_id(name, raw["time"], raw["band"], raw.get("flux"), upper_limit),
+                stock=stock, time=float(raw["time"]), band=str(raw["band"]),
+                flux=None if raw.get("flux") is None else float(raw["flux"]),
+                flux_err=None if raw.get("flux_err") is None else float(raw["flux_err"]),
+                tags=tuple(raw.get("tags", ())) + tuple(self.tags), extra=raw.get("extra", {}), **fields))
+        if not datapoints:
+            raise ValueError("alert has no datapoints")
+        alert_id = int(doc["id"]) if "id" in doc else content_id(name, datapoints[0].id)
+        return Alert(id=alert_id, stock=stock, stock_name=name, datapoints=datapoints, extra=doc.get("extra", {}))

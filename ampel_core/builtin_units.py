@@ -1,0 +1,150 @@
+"""Survey-neutral units that make the core useful alone."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ampel_core.models import Alert
+from ampel_core.units import JSON, AlertFilter, ReactUnit, Reject, StateUnit
+from ampel_core.views import StateView, StockView
+
+
+class AcceptAll(AlertFilter):
+    """Accept every alert (a channel that records everything its rights allow)."""
+
+    def process(self, alert: Alert) -> bool:
+        return True
+
+
+class MinDetectionsFilter(AlertFilter):
+    """Accept alerts with at least ``min_detections`` detections (upper limits excluded) in at least
+    ``min_bands`` bands."""
+
+    min_detections: int = Field(1, ge=1, description="Minimum number of detections in the alert.")
+    min_bands: int = Field(1, ge=1, description="Minimum number of distinct bands among them.")
+
+    def process(self, alert: Alert) -> bool | Reject:
+        detections = [dp for dp in alert.datapoints if not dp.upper_limit]
+        if len(detections) < self.min_detections:
+            return Reject(-1, f"{len(detections)} detections < {self.min_detections}")
+        if len({dp.band for dp in detections}) < self.min_bands:
+            return Reject(-2, f"fewer than {self.min_bands} bands")
+        return True
+
+
+class T2LightCurveSummary(StateUnit):
+    """Summary of a state's light curve: detections and upper limits per band, first and last
+    detection (MJD), peak (brightest detection) per band, and duration (days)."""
+
+    def process(self, state: StateView) -> JSON:
+        detections = [dp for dp in state.datapoints if not dp.upper_limit]
+        bands: dict[str, dict[str, Any]] = {}
+        for dp in state.datapoints:
+            entry = bands.setdefault(dp.band, {"ndet": 0, "nlim": 0, "peak_mag": None, "peak_time": None,
+                                               "peak_flux": None})
+            if dp.upper_limit:
+                entry["nlim"] += 1
+                continue
+            entry["ndet"] += 1
+            if dp.flux is not None and (entry["peak_flux"] is None or dp.flux > entry["peak_flux"]):
+                entry.update(peak_flux=dp.flux, peak_time=dp.time, peak_mag=dp.mag)
+        times = [dp.time for dp in detections]
+        return {
+            "ndet": len(detections),
+            "nlim": len(state.datapoints) - len(detections),
+            "first_detection": min(times) if times else None,
+            "last_detection": max(times) if times else None,
+            "duration": (max(times) - min(times)) if times else 0.0,
+            "bands": dict(sorted(bands.items())),
+        }
+
+
+def lookup(view: StockView, path: str) -> Any:
+    """A value of a stock view by dotted path: 'name', 'id', 'tags', 'channels', or
+    '<Unit>.<key>[.<key>…]' into the latest results; None where absent."""
+    if path in ("name", "id", "tags", "channels", "latest_state"):
+        value = getattr(view, path)
+        return ",".join(value) if isinstance(value, tuple) else value
+    unit, _, rest = path.partition(".")
+    value: Any = view.results.get(unit)
+    for key in rest.split(".") if rest else ():
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+class T3TableReport(ReactUnit):
+    """A table of the selected stocks, one row each, printed to the terminal and/or written to a
+    file whose format follows its extension (.csv, .ecsv, .parquet, .fits; via astropy)."""
+
+    columns: dict[str, str] = Field(
+        default_factory=lambda: {"stock": "name", "ndet": "T2LightCurveSummary.ndet",
+                                 "first": "T2LightCurveSummary.first_detection",
+                                 "last": "T2LightCurveSummary.last_detection"},
+        description="Column name -> value path ('name', 'id', 'tags' or '<Unit>.<key>...' of a T2 result).")
+    output: str | None = Field(None, description="File to write (format from the extension); none: no file.")
+    show: bool = Field(True, description="Print the table to the terminal.")
+    max_rows: int = Field(50, ge=0, description="Rows printed to the terminal (all rows go to the file).")
+
+    def rows(self, views: Sequence[StockView]) -> list[dict[str, Any]]:
+        return [{name: lookup(view, path) for name, path in self.columns.items()} for view in views]
+
+    def process(self, views: Sequence[StockView]) -> JSON:
+        rows = self.rows(views)
+        if self.output:
+            self._write(rows)
+        if self.show:
+            self._print(rows)
+        return {"rows": len(rows), "columns": list(self.columns), "output": self.output, "table": rows}
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        from astropy.table import Table
+
+        def column(name: str) -> list[Any]:
+            values = [row[name] for row in rows]
+            if all(v is None or isinstance(v, (int, float)) for v in values):
+                return [math.nan if v is None else v for v in values]
+            return ["" if v is None else str(v) for v in values]
+
+        table = Table({name: column(name) for name in self.columns}) if rows else Table(names=list(self.columns))
+        Path(self.output).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+        table.write(self.output, overwrite=True)
+
+    def _print(self, rows: list[dict[str, Any]]) -> None:
+        from rich.console import Console
+        from rich.table import Table as RichTable
+
+        table = RichTable(title=f"{len(rows)} stocks")
+        for name in self.columns:
+            table.add_column(name)
+        for row in rows[: self.max_rows]:
+            table.add_row(*(_format(row[name]) for name in self.columns))
+        Console().print(table)
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+class T3JsonExport(ReactUnit):
+    """Write the selected stocks (names, tags, datapoint count, latest results) as one JSON file."""
+
+    output: str = Field(description="Path of the JSON file to write.")
+
+    def process(self, views: Sequence[StockView]) -> JSON:
+        from ampel_core.provenance import canonical_json
+
+        stocks = [{"id": v.id, "names": list(v.names), "tags": list(v.tags), "channels": list(v.channels),
+                   "datapoints": len(v.datapoints), "latest_state": v.latest_state, "results": dict(v.results)}
+                  for v in views]
+        Path(self.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(self.output).write_bytes(canonical_json({"stocks": stocks}))
+        return {"rows": len(stocks), "output": self.output}

@@ -1,0 +1,72 @@
+"""The ``ampel`` command line. Sub-commands are imported only when invoked, so ``ampel --help``
+stays fast; plugins add sub-commands through the ``ampel_cli_commands`` hook."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+# name -> (import path, one-line help); imported on use
+COMMANDS = {
+    "config": ("ampel_core.cli_config:config", "Build or check the generated config."),
+    "plugins": ("ampel_core.cli_config:plugins", "List installed plugins and their versions."),
+    "units": ("ampel_core.cli_config:units", "List installed units."),
+    "unit": ("ampel_core.cli_config:unit", "Show or check one unit."),
+    "job": ("ampel_core.cli_run:job", "Run a job file (T0, T2, T3 tasks) and print its summary."),
+    "worker": ("ampel_core.cli_run:worker", "Run a long-lived worker (T2 tickets) against a store."),
+    "runs": ("ampel_core.cli_inspect:runs", "List recorded runs."),
+    "stock": ("ampel_core.cli_inspect:stock", "Show or plot one stock."),
+    "provenance": ("ampel_core.cli_inspect:provenance", "Trace a result, state or datapoint back to its alert and run."),
+    "replay": ("ampel_core.cli_inspect:replay", "Re-run a recorded run into a scratch store and compare results."),
+    "diff": ("ampel_core.cli_inspect:diff", "Compare the results of two runs."),
+}
+
+
+class LazyGroup(click.Group):
+    def _plugin_commands(self) -> dict[str, tuple[str, str]]:
+        from ampel_core.registry import get_registry
+
+        try:
+            return {name: (c.import_path, f"[{c.distribution}]") for name, c in get_registry().commands.items()}
+        except Exception as error:  # a broken plugin must not make `ampel config build` unusable
+            click.echo(f"warning: plugin commands unavailable: {error}", err=True)
+            return {}
+
+    def _all(self) -> dict[str, tuple[str, str]]:
+        return {**self._plugin_commands(), **COMMANDS}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self._all())
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        entry = self._all().get(name)
+        if entry is None:
+            return None
+        from ampel_core.registry import import_object
+
+        command: click.Command = import_object(entry[0])
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_text) for name, (_, help_text) in sorted(self._all().items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="ampel-core", prog_name="ampel")
+def cli() -> None:
+    """AMPEL: process astronomical alert streams with full provenance."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    from ampel_core.errors import user_errors
+
+    with user_errors():
+        return cli.main(args=argv, prog_name="ampel", standalone_mode=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""``ampel config``, ``ampel plugins``, ``ampel units`` and ``ampel unit``: what is installed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ampel_core.errors import AmpelError
+
+
+@click.group()
+def config() -> None:
+    """Build or check the generated config."""
+
+
+@config.command("build")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("ampel_conf.yaml"),
+              show_default=True, help="Where to write the config ('-' for standard output).")
+@click.option("--skip-broken", is_flag=True, help="Leave out units that fail to import, and list them.")
+def config_build(output: Path, skip_broken: bool) -> None:
+    """Discover installed plugins and write a deterministic config.
+
+    Refuses (exit 2, no file written) on units of one name from two distributions, a plugin whose
+    core range excludes this core, a hook that does not match its spec, and a unit that fails to
+    import (unless --skip-broken).
+    """
+    from ampel_core.registry import build_config, dump_yaml, get_registry, write_atomically
+
+    document, skipped = build_config(get_registry(), skip_broken=skip_broken)
+    text = dump_yaml(document)
+    if str(output) == "-":
+        sys.stdout.write(text)
+    else:
+        write_atomically(output, text)
+        click.echo(f"wrote {output}: {len(document['plugins'])} plugins, {len(document['units'])} units", err=True)
+    for problem in skipped:
+        click.echo(f"skipped: {problem}", err=True)
+
+
+@config.command("check")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), default=Path("ampel_conf.yaml"))
+def config_check(path: Path) -> None:
+    """Say whether the built config at PATH matches what is installed (exit 1 when stale)."""
+    from ampel_core.registry import build_config, check_config, get_registry, load_config
+
+    changes = check_config(load_config(path), build_config(get_registry(), skip_broken=True)[0])
+    if not changes:
+        click.echo(f"{path} is up to date")
+        return
+    click.echo(f"{path} is stale; rebuild it with `ampel config build -o {path}`:")
+    for change in changes:
+        click.echo(f"  {change}")
+    sys.exit(1)
+
+
+@click.command()
+@click.option("--requirements", is_flag=True, help="Print pip requirement lines (name==version).")
+def plugins(requirements: bool) -> None:
+    """List installed plugins with their versions and the core range they require."""
+    from ampel_core.registry import get_registry
+
+    for name, version, requires in get_registry().plugins():
+        click.echo(f"{name}=={version}" if requirements else f"{name:32} {version:12} ampel-core{requires or ' (any)'}")
+
+
+@click.command()
+@click.option("--tier", type=click.IntRange(0, 3), help="Only units of this tier.")
+def units(tier: int | None) -> None:
+    """List installed units: name, tier, kind, distribution and version."""
+    from ampel_core.registry import get_registry
+
+    registry = get_registry()
+    for name, component in sorted(registry.units.items()):
+        cls = registry.unit_class(name)
+        if tier is None or cls.tier == tier:
+            click.echo(f"T{cls.tier} {cls.kind:8} {name:32} {component.distribution} {component.version}")
+
+
+@click.group()
+def unit() -> None:
+    """Show or check one unit."""
+
+
+@unit.command("show")
+@click.argument("name")
+def unit_show(name: str) -> None:
+    """Show a unit: tier, origin, docstring and its config fields with defaults and docs."""
+    import inspect
+
+    from ampel_core.registry import get_registry, unit_entry
+
+    registry = get_registry()
+    if name not in registry.units:
+        raise AmpelError(f"unknown unit '{name}'; `ampel units` lists the installed ones")
+    entry = unit_entry(registry, name)
+    cls = registry.unit_class(name)
+    click.echo(f"{name}  (T{entry['tier']} {entry['kind']}; {entry['distribution']} {entry['version']})")
+    click.echo(f"import path: {entry['import_path']}\ncode digest: {entry['code_digest']}\n")
+    click.echo((inspect.getdoc(cls) or "(no docstring)") + "\n")
+    schema = entry["config_schema"]
+    fields = schema.get("properties", {})
+    click.echo("config:" if fields else "config: (none)")
+    for field_name, field in fields.items():
+        default = json.dumps(field["default"]) if "default" in field else "(required)"
+        kind = field.get("type") or " | ".join(t.get("type", "?") for t in field.get("anyOf", [])) or "object"
+        click.echo(f"  {field_name}: {kind} = {default}")
+        if field.get("description"):
+            click.echo(f"      {field['description']}")

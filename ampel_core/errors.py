@@ -1,0 +1,35 @@
+"""Turning the errors a user can act on into one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class AmpelError(RuntimeError):
+    """An error whose message tells the user what is wrong and what to do."""
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Errors about input or installation (not bugs): their message is enough for the user."""
+    from pydantic import ValidationError
+
+    from ampel_core.plugins import PluginError
+    from ampel_core.registry import RegistryError
+    from ampel_core.units import UnitConfigError
+
+    return isinstance(error, (AmpelError, PluginError, RegistryError, UnitConfigError, ValidationError,
+                              FileNotFoundError))
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Print errors a user can act on as ``error: <message>`` and exit 2; let bugs raise."""
+    try:
+        yield
+    except Exception as error:
+        if not is_user_error(error):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,173 @@
+"""The data model: alerts, datapoints, stocks, states, results, traces, runs and journal entries.
+
+These are plain, immutable records. The store persists them; units receive read-only views of them
+(`ampel_core.views`). Conventions for the standard photometry fields of a `DataPoint`:
+
+- ``time``: Modified Julian Date of the exposure mid-point (days).
+- ``band``: an sncosmo bandpass name (``ztfg``, ``lsstr``, ``bessellb`` ...).
+- ``flux``, ``flux_err``: flux in the ``zp``/``zpsys`` magnitude system, i.e.
+  ``mag = zp - 2.5 log10(flux)``; ``flux`` is ``None`` for an upper limit, whose ``flux_err`` is the
+  1-sigma noise flux derived from the limiting magnitude.
+- ``mag``, ``mag_err``: the survey's magnitude and error; for an upper limit ``mag`` is the
+  (5-sigma) limiting magnitude and ``mag_err`` is ``None``.
+- ``upper_limit``: True for a non-detection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+PHOTOMETRY_FIELDS = ("time", "band", "flux", "flux_err", "zp", "zpsys", "mag", "mag_err", "upper_limit")
+
+
+@dataclass(frozen=True, slots=True)
+class DataPoint:
+    """One measurement of one stock; immutable once stored.
+
+    ``id`` is the survey's own id where it has one (ZTF ``candid``, Rubin ``diaSourceId``), or
+    `content_id` of the measurement otherwise. ``tags`` drive access rights (e.g. ``ZTF_PUB``) and
+    kinds (``forced``, ``upper_limit``); ``extra`` holds the survey's raw fields.
+    """
+
+    id: int
+    stock: int
+    time: float
+    band: str
+    flux: float | None
+    flux_err: float | None
+    zp: float = 25.0
+    zpsys: str = "ab"
+    mag: float | None = None
+    mag_err: float | None = None
+    upper_limit: bool = False
+    tags: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def body(self) -> dict[str, Any]:
+        """The stored JSON body: the photometry fields plus ``extra``."""
+        return {
+            "time": self.time, "band": self.band, "flux": self.flux, "flux_err": self.flux_err,
+            "zp": self.zp, "zpsys": self.zpsys, "mag": self.mag, "mag_err": self.mag_err,
+            "upper_limit": self.upper_limit, "extra": self.extra,
+        }
+
+    @classmethod
+    def from_body(cls, id: int, stock: int, tags: tuple[str, ...], body: dict[str, Any]) -> DataPoint:
+        return cls(id=id, stock=stock, tags=tuple(tags), **body)
+
+
+def content_id(*parts: object) -> int:
+    """A stable positive 63-bit id from the given parts (for measurements without a survey id)."""
+    digest = hashlib.sha256("\x1f".join(map(repr, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+@dataclass(slots=True)
+class Alert:
+    """One survey message in survey-neutral form, as an alert format decodes it.
+
+    ``datapoints[0]`` is the measurement that triggered the alert; the rest is history.
+    ``extra`` holds small survey fields filters may use; ``blobs`` holds large binary parts
+    (e.g. image cutouts), stored by alert and never copied into datapoints.
+    """
+
+    id: int
+    stock: int
+    stock_name: str
+    datapoints: list[DataPoint]
+    extra: dict[str, Any] = field(default_factory=dict)
+    blobs: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def trigger(self) -> DataPoint:
+        """The measurement that triggered the alert."""
+        return self.datapoints[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Stock:
+    """One astronomical object: survey names, the channels that accepted it and its tags."""
+
+    id: int
+    names: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    created: float = 0.0
+    updated: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """The datapoints of a stock that a channel sees at one moment; ``id`` is `state_id` of them."""
+
+    id: str
+    stock: int
+    datapoints: tuple[int, ...]
+
+
+LinkKind = Literal["point", "state", "stock"]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The output of one T2 unit instance (``trace``) on one link; appended, never overwritten."""
+
+    unit: str
+    trace: str
+    link_kind: LinkKind
+    link: str
+    stock: int
+    body: dict[str, Any] | None
+    status: Literal["ok", "error"] = "ok"
+    run: int | None = None
+    created: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """The identity of a configured unit; ``id`` is the sha256 of the canonical JSON of the rest."""
+
+    id: str
+    unit: str
+    distribution: str
+    version: str
+    code: str
+    resources: dict[str, str]
+    config: dict[str, Any]
+
+    def document(self) -> dict[str, Any]:
+        """What ``id`` is the hash of."""
+        doc = asdict(self)
+        del doc["id"]
+        return doc
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One execution of a job or worker, with what it ran on."""
+
+    id: int
+    job_digest: str
+    job: dict[str, Any]
+    environment: dict[str, Any]
+    started: float
+    ended: float | None = None
+    status: str = "running"
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One line of a stock's append-only history: who did what, when."""
+
+    stock: int
+    tier: int
+    action: str
+    channel: str | None = None
+    trace: str | None = None
+    run: int | None = None
+    alert: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    time: float = 0.0

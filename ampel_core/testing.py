@@ -1,0 +1,141 @@
+"""pytest plugin for unit and plugin authors (registered through the ``pytest11`` entry point).
+
+Fixtures:
+- ``ampel_manager``: a plugin manager with discovery blocked and only the core's built-ins
+  registered; it is the process-wide manager for the duration of the test.
+- ``register_units``: ``register_units(MyFilter, MyT2)`` makes classes defined in a test usable by
+  name (jobs, registry) without installing a distribution.
+- ``register_plugin``: ``register_plugin(module_or_object, name)`` registers hook implementations.
+- ``ampel_config``: builds the config for the current manager into a temporary file; returns its path.
+- ``shared_data``: the project's ``../shared/data`` folder (or ``$AMPEL_SHARED_DATA``); the test is
+  skipped, with the reason, where it is absent.
+
+Function ``run_unit(unit, value, **config)`` runs any unit on one input (an Alert for filters, a
+list of DataPoints for state/combiner units, a DataPoint for point units, StockViews for react
+units) and checks that T2 output is JSON-able.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pluggy
+import pytest
+
+from ampel_core import builtins, plugins
+from ampel_core.models import DataPoint
+from ampel_core.registry import Component, Registry, build_config, dump_yaml, get_registry
+from ampel_core.units import (
+    AlertFilter, Combiner, PointUnit, ReactUnit, StateUnit, StockUnit, TiedStateUnit, Unit, build_unit,
+)
+from ampel_core.views import StateView, StockView
+
+TEST_DISTRIBUTION = "local-test"
+
+
+@pytest.fixture
+def ampel_manager() -> Iterator[pluggy.PluginManager]:
+    previous = plugins._manager
+    manager = plugins.new_manager()
+    plugins.register(manager, builtins, plugins.CORE_DISTRIBUTION)
+    plugins.set_manager(manager)
+    try:
+        yield manager
+    finally:
+        plugins.set_manager(previous)
+
+
+@pytest.fixture
+def register_units(ampel_manager: pluggy.PluginManager) -> Callable[..., Registry]:
+    def register(*classes: type[Unit]) -> Registry:
+        registry = get_registry(ampel_manager)
+        for cls in classes:
+            name = cls.__name__
+            registry.units[name] = Component(name, f"{cls.__module__}:{cls.__qualname__}", TEST_DISTRIBUTION, "0+local")
+            registry._classes[name] = cls
+        return registry
+
+    return register
+
+
+@pytest.fixture
+def register_plugin(ampel_manager: pluggy.PluginManager) -> Callable[[object, str], Registry]:
+    def register(module: object, name: str) -> Registry:
+        plugins.register(ampel_manager, module, name)
+        if hasattr(ampel_manager, "_ampel_registry"):
+            del ampel_manager._ampel_registry
+        return get_registry(ampel_manager)
+
+    return register
+
+
+@pytest.fixture
+def ampel_config(ampel_manager: pluggy.PluginManager, tmp_path: Path) -> Callable[[], Path]:
+    def build() -> Path:
+        document, _ = build_config(get_registry(ampel_manager))
+        path = tmp_path / "ampel_conf.yaml"
+        path.write_text(dump_yaml(document))
+        return path
+
+    return build
+
+
+def shared_data_dir(start: Path) -> Path | None:
+    """``$AMPEL_SHARED_DATA`` or the first ``shared/data`` beside ``start`` or one of its parents."""
+    if os.environ.get("AMPEL_SHARED_DATA"):
+        return Path(os.environ["AMPEL_SHARED_DATA"])
+    for folder in (start, *start.parents):
+        candidate = folder.parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data(request: pytest.FixtureRequest) -> Path:
+    path = shared_data_dir(request.config.rootpath)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("../shared/data is missing, but CI must have it")
+        pytest.skip("needs the large data set in ../shared/data (absent here; CI has it)")
+    return path
+
+
+def run_unit(unit: Unit | type[Unit], value: Any, **config: Any) -> Any:
+    """Run ``unit`` (an instance, or a class built with ``config``) on one input; see module doc."""
+    from ampel_core.provenance import canonical_json
+
+    instance = build_unit(unit, config) if isinstance(unit, type) else unit
+    if isinstance(instance, AlertFilter):
+        return instance.process(value)
+    if isinstance(instance, Combiner):
+        return instance.combine(value)
+    if isinstance(instance, (StateUnit, TiedStateUnit)):
+        state = value if isinstance(value, StateView) else state_view(value)
+        output = instance.process(state, {}) if isinstance(instance, TiedStateUnit) else instance.process(state)
+    elif isinstance(instance, (PointUnit, StockUnit)):
+        output = instance.process(value)
+    elif isinstance(instance, ReactUnit):
+        return instance.process(value)
+    else:
+        raise TypeError(f"{type(instance).__name__} is not a unit")
+    canonical_json(output)  # raises TypeError naming the type when the output is not JSON-able
+    return output
+
+
+def state_view(datapoints: Sequence[DataPoint], channel: str = "TEST", name: str = "test") -> StateView:
+    """A StateView of these datapoints (as the runtime would build it)."""
+    from ampel_core.provenance import state_id
+
+    stock = datapoints[0].stock if datapoints else 0
+    return StateView(id=state_id(dp.id for dp in datapoints), stock=stock, stock_name=name,
+                     channel=channel, datapoints=tuple(datapoints))
+
+
+def stock_view(datapoints: Sequence[DataPoint], results: dict[str, Any] | None = None, name: str = "test") -> StockView:
+    stock = datapoints[0].stock if datapoints else 0
+    return StockView(id=stock, names=(name,), channels=("TEST",), tags=(), datapoints=tuple(datapoints),
+                     results=results or {})
