@@ -6,6 +6,7 @@ from ampel_core.hookspecs import hookimpl
 @hookimpl
 def ampel_units() -> list[str]:
     return [
+        "ampel_core.units:Combiner",
         "ampel_core.builtin_units:AcceptAll",
         "ampel_core.builtin_units:MinDetectionsFilter",
         "ampel_core.builtin_units:T2LightCurveSummary",

@@ -1,0 +1,118 @@
+"""``ampel job`` and ``ampel worker``: running work, with progress bars and a summary."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def print_summary(summary: dict[str, Any], title: str = "run summary") -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{title} (run {summary['run']}, {summary['status']})", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [("source records read", summary["records"]), ("alerts decoded", summary["alerts"]),
+            ("quarantined (undecodable records)", summary["quarantined"]),
+            ("alerts ingested (taken by >= 1 channel)", summary["ingested"]),
+            ("alerts taken by no channel", summary["unaccepted"])]
+    channels = sorted(set(summary["accepted"]) | set(summary["rejected"]) | set(summary["failed"]))
+    for channel in channels:
+        rows.append((f"  {channel}: accepted / rejected / failed",
+                     f"{summary['accepted'].get(channel, 0)} / {summary['rejected'].get(channel, 0)} / "
+                     f"{summary['failed'].get(channel, 0)}"))
+    rows += [("T2 tickets done / failed / retried",
+              f"{summary['tickets_done']} / {summary['tickets_failed']} / {summary['tickets_retried']}"),
+             ("T3 reports (failed)", f"{summary['reports']} ({summary['reports_failed']})"),
+             ("T0 time (s) / alerts per second", f"{summary['t0_seconds']:.2f} / {summary['alerts_per_second'] or '-'}"),
+             ("wall time (s)", f"{summary['wall_seconds']:.2f}")]
+    for what, count in rows:
+        table.add_row(what, str(count))
+    Console(stderr=True).print(table)
+
+
+@click.command()
+@click.argument("job_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--store", help="Store URL, overriding the job's (e.g. sqlite:///other.db).")
+@click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE", help="Override a job parameter.")
+@click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path), help="Also write the summary as JSON.")
+@click.option("--no-progress", is_flag=True, help="No progress bars (also when not on a terminal).")
+def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_json: Path | None, no_progress: bool) -> None:
+    """Run JOB_FILE: its T0, T2 and T3 tasks in order, recorded as one run.
+
+    Exit 0 when the job ran (bad alerts and failing units are counted, not fatal), 2 when it could
+    not run (invalid job, unknown unit, bad config, unreachable store).
+    """
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ampel_core.engine import run_job
+    from ampel_core.jobs import load_job, parse_overrides
+
+    parsed = load_job(job_file, parse_overrides(list(overrides)), store)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed}"),
+                  TimeElapsedColumn(), disable=no_progress, transient=False) as bars:
+        tasks: dict[str, Any] = {}
+
+        def progress(label: str, done: int) -> None:
+            if label not in tasks:
+                tasks[label] = bars.add_task(label, total=None)
+            bars.advance(tasks[label], done)
+
+        summary = run_job(parsed, progress).as_dict()
+    print_summary(summary, parsed.name)
+    if summary_json:
+        summary_json.write_text(json.dumps(summary, indent=2))
+
+
+@click.command()
+@click.argument("tier", type=click.Choice(["t2"]))
+@click.option("--store", "store_url", required=True, help="Store URL (postgresql://... for many hosts).")
+@click.option("--channel", "channels", multiple=True, help="Only tickets of these channels.")
+@click.option("--batch-size", default=10, show_default=True)
+@click.option("--lease", default=300.0, show_default=True, help="Seconds a claimed ticket is leased.")
+@click.option("--max-attempts", default=3, show_default=True)
+@click.option("--idle-exit", is_flag=True, help="Exit when no ticket is left instead of waiting for more.")
+@click.option("--poll", default=2.0, show_default=True, help="Seconds between polls when idle.")
+def worker(tier: str, store_url: str, channels: tuple[str, ...], batch_size: int, lease: float, max_attempts: int,
+           idle_exit: bool, poll: float) -> None:
+    """Run T2 tickets from a store until stopped. On SIGTERM or Ctrl-C the current ticket is
+    finished and the worker exits cleanly; a killed worker's tickets return when their lease ends."""
+    import time
+
+    from ampel_core.engine import RunSummary, T2Runtime, environment
+    from ampel_core.jobs import T2Task
+    from ampel_core.registry import get_registry
+    from ampel_core.store import open_store
+
+    registry = get_registry()
+    store = open_store(store_url)
+    task = T2Task(tier=2, channels=list(channels) or None, batch_size=batch_size, lease=lease, max_attempts=max_attempts)
+    document = {"worker": tier, **task.model_dump(mode="json")}
+    from ampel_core.provenance import digest
+
+    run = store.start_run(digest(document), document, environment(registry))
+    summary = RunSummary(run=run)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    runtime = T2Runtime(store, registry, task, run, summary)
+    started = time.perf_counter()
+    try:
+        while not stopping:
+            runtime.run_until_idle(should_stop=lambda: bool(stopping))
+            if idle_exit:
+                break
+            time.sleep(poll)
+        summary.status = "ok"
+    except KeyboardInterrupt:
+        summary.status = "interrupted"
+    finally:
+        summary.wall_seconds = time.perf_counter() - started
+        store.end_run(run, summary.status, summary.as_dict())
+        store.close()
+    click.echo(f"worker run {run}: {summary.tickets_done} done, {summary.tickets_failed} failed, "
+               f"{summary.tickets_retried} retried", err=True)
