@@ -25,7 +25,7 @@ from typing import Any
 import pluggy
 import pytest
 
-from ampel_core import builtins, plugins
+from ampel_core import core_plugin, plugins
 from ampel_core.models import DataPoint
 from ampel_core.registry import Component, Registry, build_config, dump_yaml, get_registry
 from ampel_core.units import (
@@ -40,7 +40,7 @@ TEST_DISTRIBUTION = "local-test"
 def ampel_manager() -> Iterator[pluggy.PluginManager]:
     previous = plugins._manager
     manager = plugins.new_manager()
-    plugins.register(manager, builtins, plugins.CORE_DISTRIBUTION)
+    plugins.register(manager, core_plugin, plugins.CORE_DISTRIBUTION)
     plugins.set_manager(manager)
     try:
         yield manager

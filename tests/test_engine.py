@@ -1,0 +1,281 @@
+"""The runtime on real SQLite files: T0 accounting and idempotency, T2 leases, retries and
+dependencies, T3 selection and reports, immutability, replay and diff."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from ampel_core.compare import diff, replay
+from ampel_core.engine import RunSummary, T2Runtime, run_job
+from ampel_core.errors import AmpelError
+from ampel_core.jobs import T2Task, load_job
+from ampel_core.store import open_store
+from ampel_core.units import AlertFilter, Reject, StateUnit, TiedStateUnit, UnitConfigError
+
+
+def job(tmp_path: Path, alerts: Path, channels: list[dict[str, Any]], tasks: list[dict[str, Any]] | None = None,
+        **extra: Any) -> dict[str, Any]:
+    return {"name": "test", "store": f"sqlite:///{tmp_path / 'store.db'}", "channels": channels,
+            "tasks": tasks or [{"tier": 0, "source": {"name": "files", "config": {"paths": [str(alerts)]}},
+                                "format": {"name": "json"}, "batch_size": 7}, {"tier": 2, "backoff": 0.01}],
+            **extra}
+
+
+SUMMARY = {"unit": "T2LightCurveSummary"}
+
+
+def test_every_alert_is_accounted_for(tmp_path: Path, split_alerts: Path, ampel_manager) -> None:
+    (split_alerts / "9999.json").write_text('{"stock": "broken", "datapoints": [{"time": "yesterday"}]}\n')
+    channels = [{"name": "ALL", "t2": [SUMMARY]},
+                {"name": "THREE", "filter": {"unit": "MinDetectionsFilter", "config": {"min_detections": 3}}}]
+    summary = run_job(load_job(job(tmp_path, split_alerts, channels)))
+    assert summary.records == 47 and summary.alerts == 46 and summary.quarantined == 1
+    for channel in ("ALL", "THREE"):
+        assert summary.accepted[channel] + summary.rejected[channel] + summary.failed[channel] == summary.alerts
+    assert summary.accepted["ALL"] == 46 and summary.rejected["THREE"] == 3
+    assert summary.ingested + summary.unaccepted == summary.alerts
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    counts = store.counts()
+    assert counts["rejected"] == 3 and counts["alerts"] == 46 and counts["quarantine"] == 1
+    [(origin, reason, payload)] = store.quarantined()
+    assert origin.endswith("9999.json") and "line 1" in reason and payload.startswith(b'{"stock": "broken"')
+    assert summary.tickets_done == counts["states"] == counts["tickets"]
+    run = store.get_run(summary.run)
+    assert run.status == "ok" and run.summary["alerts"] == 46 and "ampel-core" in run.environment["plugins"]
+
+
+def test_reingesting_creates_nothing_new(tmp_path: Path, split_alerts: Path, ampel_manager) -> None:
+    document = job(tmp_path, split_alerts, [{"name": "ALL", "t2": [SUMMARY]}])
+    run_job(load_job(document))
+    store = open_store(document["store"])
+    first = store.counts()
+    second_summary = run_job(load_job(document))
+    second = store.counts()
+    assert second_summary.tickets_done == 0
+    assert {k: v for k, v in second.items() if k != "runs"} == {k: v for k, v in first.items() if k != "runs"}
+    assert second["runs"] == first["runs"] + 1
+
+
+def test_states_grow_with_each_alert_and_respect_access(tmp_path: Path, sample_alerts: Path, ampel_manager) -> None:
+    document = job(tmp_path, sample_alerts, [{"name": "ALL"}, {"name": "PRIVATE_ONLY", "access": ["ZTF_PRIV"]}])
+    run_job(load_job(document))
+    store = open_store(document["store"])
+    stock = store.find_stock("ZTF21abiuvdk")
+    sizes = [len(store.get_state(state).datapoints) for _, state, _, _ in store.channel_states(stock, "ALL")]
+    assert len(sizes) == 34 and sizes == sorted(sizes) and sizes[-1] == len(store.stock_datapoints(stock))
+    for _, state, _, _ in store.channel_states(stock, "PRIVATE_ONLY"):
+        assert all("ZTF_PRIV" in dp.tags for dp in store.get_datapoints(store.get_state(state).datapoints))
+
+
+def test_immutable_rows_are_refused_by_the_database(tmp_path: Path, sample_alerts: Path, ampel_manager) -> None:
+    document = job(tmp_path, sample_alerts, [{"name": "ALL", "t2": [SUMMARY]}])
+    run_job(load_job(document))
+    connection = sqlite3.connect(tmp_path / "store.db")
+    for statement in ("UPDATE datapoints SET body = '{}'", "DELETE FROM datapoints", "UPDATE states SET stock = 0",
+                      "DELETE FROM states", "UPDATE results SET body = '{}'", "DELETE FROM results",
+                      "UPDATE traces SET document = '{}'", "DELETE FROM journal"):
+        with pytest.raises(sqlite3.IntegrityError, match="immutable"):
+            connection.execute(statement)
+
+
+class Flaky(StateUnit):
+    """Fails the first ``failures`` calls of the process, then succeeds."""
+
+    failures: int = 2
+    calls: ClassVar[list[float]] = []
+
+    def process(self, state):
+        Flaky.calls.append(time.monotonic())
+        if len(Flaky.calls) <= self.failures:
+            raise RuntimeError(f"flaky failure {len(Flaky.calls)}")
+        return {"n": len(state.datapoints)}
+
+
+ONE_ALERT = '{"stock": "X1", "id": 1, "datapoints": [{"id": 10, "time": 60000.0, "band": "ztfg", "flux": 5.0, "flux_err": 1.0}]}\n'
+
+
+def test_retry_with_backoff_then_success(tmp_path: Path, register_units) -> None:
+    register_units(Flaky)
+    Flaky.calls.clear()
+    (tmp_path / "a.json").write_text(ONE_ALERT)
+    document = job(tmp_path, tmp_path / "a.json", [{"name": "C", "t2": [{"unit": "Flaky"}]}],
+                   [{"tier": 0, "source": {"name": "files", "config": {"paths": [str(tmp_path / "a.json")]}},
+                     "format": {"name": "json"}}, {"tier": 2, "backoff": 0.2, "max_attempts": 3}])
+    summary = run_job(load_job(document))
+    assert (summary.tickets_done, summary.tickets_retried, summary.tickets_failed) == (1, 2, 0)
+    gaps = [b - a for a, b in zip(Flaky.calls, Flaky.calls[1:])]
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # exponential backoff
+    store = open_store(document["store"])
+    [(_, result)] = store.results()
+    assert result.status == "ok" and result.body == {"n": 1}
+    assert store.tickets() == [(1, "Flaky", store.tickets()[0][2], "done", 3, None)]
+
+
+def test_failure_after_last_attempt_keeps_the_traceback(tmp_path: Path, register_units) -> None:
+    register_units(Flaky)
+    Flaky.calls.clear()
+    (tmp_path / "a.json").write_text(ONE_ALERT)
+    document = job(tmp_path, tmp_path / "a.json", [{"name": "C", "t2": [{"unit": "Flaky", "config": {"failures": 99}}]}],
+                   [{"tier": 0, "source": {"name": "files", "config": {"paths": [str(tmp_path / "a.json")]}},
+                     "format": {"name": "json"}}, {"tier": 2, "backoff": 0.0, "max_attempts": 2}])
+    summary = run_job(load_job(document))
+    assert (summary.tickets_done, summary.tickets_failed) == (0, 1)
+    [(_, result)] = open_store(document["store"]).results()
+    assert result.status == "error" and result.body["attempts"] == 2
+    assert "RuntimeError: flaky failure 2" in result.body["traceback"] and 'in process' in result.body["traceback"]
+
+
+class T2Peak(StateUnit):
+    def process(self, state):
+        return {"peak": max((dp.flux for dp in state.detections if dp.flux is not None), default=None)}
+
+
+class T2Normalised(TiedStateUnit):
+    depends_on: ClassVar[tuple[str, ...]] = ("T2Peak",)
+
+    def process(self, state, dependencies):
+        peak = dependencies["T2Peak"]["peak"]
+        return {"normalised_last": state.table()["flux"][-1] / peak}
+
+
+def test_tied_unit_runs_after_its_dependency(tmp_path: Path, sample_alerts: Path, register_units) -> None:
+    register_units(T2Peak, T2Normalised)
+    # the tied unit is listed alone: its dependency is scheduled for it, and first
+    document = job(tmp_path, sample_alerts, [{"name": "C", "t2": [{"unit": "T2Normalised"}]}])
+    summary = run_job(load_job(document))
+    store = open_store(document["store"])
+    results = store.results()
+    assert summary.tickets_failed == 0 and summary.tickets_done == len(results) == 2 * store.counts()["states"]
+    by_link: dict[str, dict[str, Any]] = {}
+    for result_id, result in results:
+        by_link.setdefault(result.link, {})[result.unit] = (result_id, result.body)
+    for units in by_link.values():
+        (peak_id, peak), (tied_id, tied) = units["T2Peak"], units["T2Normalised"]
+        assert peak_id < tied_id
+        assert tied["normalised_last"] <= 1.0 + 1e-12
+
+
+class T2Broken(StateUnit):
+    def process(self, state):
+        raise ValueError("no good")
+
+
+class T2NeedsBroken(TiedStateUnit):
+    depends_on: ClassVar[tuple[str, ...]] = ("T2Broken",)
+
+    def process(self, state, dependencies):
+        return {}
+
+
+def test_tied_unit_fails_when_its_dependency_failed(tmp_path: Path, register_units) -> None:
+    register_units(T2Broken, T2NeedsBroken)
+    (tmp_path / "a.json").write_text(ONE_ALERT)
+    document = job(tmp_path, tmp_path / "a.json", [{"name": "C", "t2": [{"unit": "T2NeedsBroken"}]}],
+                   [{"tier": 0, "source": {"name": "files", "config": {"paths": [str(tmp_path / "a.json")]}},
+                     "format": {"name": "json"}}, {"tier": 2, "backoff": 0.0, "max_attempts": 1}])
+    summary = run_job(load_job(document))
+    assert summary.tickets_failed == 2
+    errors = {r.unit: r.body["message"] for _, r in open_store(document["store"]).results()}
+    assert errors["T2Broken"] == "no good"
+    assert errors["T2NeedsBroken"].startswith("dependency T2Broken of T2NeedsBroken on state")
+
+
+def test_expired_lease_is_reclaimed_and_the_late_worker_cannot_finish(tmp_path: Path, sample_alerts: Path, ampel_manager) -> None:
+    document = job(tmp_path, sample_alerts, [{"name": "C", "t2": [SUMMARY]}], [
+        {"tier": 0, "source": {"name": "files", "config": {"paths": [str(sample_alerts)]}}, "format": {"name": "json"}}])
+    run_job(load_job(document))
+    store = open_store(document["store"])
+    from ampel_core.registry import get_registry
+
+    task = T2Task(tier=2, lease=0.3, batch_size=5)
+    crashed = T2Runtime(store, get_registry(), task, None, RunSummary(), owner="crashed-worker")
+    claimed = store.claim_tickets("crashed-worker", 5, 0.3)  # claimed, then the worker "dies"
+    assert len(claimed) == 5 and store.claim_tickets("other", 100, 10.0)[0].id > claimed[-1].id
+    store.execute("UPDATE tickets SET status = 'pending', owner = NULL WHERE owner = 'other'")
+    time.sleep(0.35)
+    survivor = T2Runtime(store, get_registry(), T2Task(tier=2), None, RunSummary(), owner="survivor")
+    survivor.run_until_idle()
+    assert store.ticket_status() == {"done": store.counts()["tickets"]}
+    assert survivor.summary.tickets_done == store.counts()["tickets"]
+    crashed.run_ticket(claimed[0])  # the crashed worker comes back: its lease is gone, nothing is written
+    assert crashed.summary.tickets_done == 0
+    assert len(store.results()) == store.counts()["tickets"]
+
+
+class Picky(AlertFilter):
+    def process(self, alert):
+        if alert.stock_name.endswith("j"):
+            raise KeyError("ra")
+        return Reject(-7, "too faint") if len(alert.datapoints) < 20 else 3
+
+
+def test_filter_verdicts_codes_and_exceptions(tmp_path: Path, sample_alerts: Path, register_units) -> None:
+    register_units(Picky)
+    document = job(tmp_path, sample_alerts, [{"name": "P", "filter": {"unit": "Picky"}}])
+    summary = run_job(load_job(document))
+    store = open_store(document["store"])
+    assert summary.failed["P"] == store.counts()["failed_alerts"] > 0
+    assert summary.rejected["P"] == store.counts()["rejected"] > 0
+    assert summary.accepted["P"] + summary.rejected["P"] + summary.failed["P"] == 46
+    assert store.execute("SELECT DISTINCT code, reason FROM rejected") == [(-7, "too faint")]
+    assert "KeyError: 'ra'" in store.execute("SELECT error FROM failed_alerts")[0][0]
+    codes = {j.detail["code"] for s in store.select_stocks() for j in store.journal(s) if j.action == "accepted"}
+    assert codes == {3}
+
+
+def test_t3_selects_by_channel_and_results_and_writes_tables(tmp_path: Path, sample_alerts: Path, ampel_manager) -> None:
+    outputs = {ext: tmp_path / f"report.{ext}" for ext in ("csv", "ecsv", "parquet")}
+    react = [{"unit": "T3TableReport", "config": {"output": str(path), "show": False}} for path in outputs.values()]
+    react.append({"unit": "T3JsonExport", "config": {"output": str(tmp_path / "export.json")}})
+    document = job(tmp_path, sample_alerts, [{"name": "ALL", "t2": [SUMMARY]}], [
+        {"tier": 0, "source": {"name": "files", "config": {"paths": [str(sample_alerts)]}}, "format": {"name": "json"}},
+        {"tier": 2}, {"tier": 3, "select": {"channel": "ALL", "results": {"T2LightCurveSummary.ndet": {"gte": 15}}},
+                      "react": react}])
+    summary = run_job(load_job(document))
+    assert summary.reports == 4 and summary.reports_failed == 0
+    from astropy.table import Table
+
+    tables = {ext: Table.read(path) for ext, path in outputs.items()}
+    assert all(len(t) == len(tables["csv"]) for t in tables.values())
+    assert list(tables["ecsv"].colnames) == ["stock", "ndet", "first", "last"]
+    assert min(tables["ecsv"]["ndet"]) >= 15 and "ZTF21abiuvdk" in list(tables["csv"]["stock"])
+    import json
+
+    exported = json.loads((tmp_path / "export.json").read_text())
+    assert len(exported["stocks"]) == len(tables["csv"])
+    store = open_store(document["store"])
+    [(channel, unit, body)] = store.reports(summary.run)[:1]
+    assert (channel, unit, body["rows"]) == ("ALL", "T3TableReport", len(tables["csv"]))
+
+
+def test_replay_is_identical_and_diff_shows_a_config_change(tmp_path: Path, sample_alerts: Path, register_units) -> None:
+    register_units(Flaky)
+    document = job(tmp_path, sample_alerts, [{"name": "ALL", "t2": [SUMMARY]}])
+    first = run_job(load_job(document)).run
+    replay_run, comparison = replay(document["store"], first)
+    assert comparison.same and comparison.identical == open_store(document["store"]).counts()["results"] > 0
+    # a variant: another unit config on the same alerts, run side by side
+    variant = job(tmp_path, sample_alerts, [{"name": "ALL", "t2": [{"unit": "Flaky", "config": {"failures": 0}}]}])
+    second = run_job(load_job(variant)).run
+    compared = diff(document["store"], first, second)
+    assert compared.only_first and compared.only_second and not compared.identical
+
+
+def test_job_errors_name_the_problem(tmp_path: Path, sample_alerts: Path, ampel_manager) -> None:
+    with pytest.raises(AmpelError, match="unknown channel"):
+        load_job(job(tmp_path, sample_alerts, [], [{"tier": 2, "channels": ["NOPE"]}]))
+    with pytest.raises(AmpelError, match=r"parameter \$\{alerts\}"):
+        load_job({"tasks": [{"tier": 0, "source": {"name": "files", "config": {"paths": ["${alerts}"]}},
+                             "format": {"name": "json"}}]})
+    with pytest.raises(UnitConfigError, match="unit 'MinDetectionsFilter': invalid config: field 'min_detections'"):
+        run_job(load_job(job(tmp_path, sample_alerts, [
+            {"name": "C", "filter": {"unit": "MinDetectionsFilter", "config": {"min_detections": 0}}}])))
+    with pytest.raises(Exception, match="unknown unit 'T2Nope'"):
+        run_job(load_job(job(tmp_path, sample_alerts, [{"name": "C", "t2": [{"unit": "T2Nope"}]}])))
+    overridden = load_job({"parameters": {"n": 1}, "tasks": [{"tier": 2, "batch_size": "${n}"}]}, {"n": 9})
+    assert overridden.tasks[0].batch_size == 9
