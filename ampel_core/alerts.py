@@ -62,6 +62,18 @@ def _maybe_gunzip(payload: bytes, origin: str) -> bytes:
         raise AlertDecodeError(f"{origin}: corrupt gzip data: {error}") from None
 
 
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
+def _is_tar(path: Path) -> bool:
+    """Tar archives by name, or uncompressed ones by their ``ustar`` magic (cheaper than
+    `tarfile.is_tarfile`, which tries every compression on every file)."""
+    if path.name.endswith(TAR_SUFFIXES):
+        return True
+    with open(path, "rb") as handle:
+        return handle.read(263)[257:262] == b"ustar"
+
+
 class FileSource(BaseModel):
     """Alerts from files, directories (walked in sorted order) and tar / tar.gz archives (read as
     streams, never unpacked to disk). Gzipped files are decompressed. Config: ``paths`` and a
@@ -90,7 +102,7 @@ class FileSource(BaseModel):
     def records(self) -> Iterator[SourceRecord]:
         """Every record, unpartitioned (tar members in archive order)."""
         for path in self._files():
-            if tarfile.is_tarfile(path):
+            if _is_tar(path):
                 yield from self._tar_records(path)
             else:
                 yield SourceRecord(str(path), path.read_bytes())

@@ -58,7 +58,7 @@ def digest(value: Any) -> str:
 
 def state_id(datapoint_ids: Iterable[int]) -> str:
     """The id of the state made of these datapoints: independent of their order and repetition."""
-    return sha256_hex(b",".join(str(i).encode() for i in sorted(set(datapoint_ids))))
+    return sha256_hex(",".join(map(str, sorted(set(datapoint_ids)))).encode())
 
 
 def file_digest(path: str | Path) -> str:

@@ -354,7 +354,8 @@ class SqlStore:
         rows = self.execute("SELECT stock FROM stock_names WHERE name = ?", (name,))
         if rows:
             return int(rows[0][0])
-        if name.lstrip("-").isdigit() and self.execute("SELECT id FROM stocks WHERE id = ?", (int(name),)):
+        if (name.lstrip("-").isdigit() and -2**63 <= int(name) < 2**63  # a 64-bit id, else no stock (and no driver error)
+                and self.execute("SELECT id FROM stocks WHERE id = ?", (int(name),))):
             return int(name)
         return None
 

@@ -33,7 +33,16 @@ from ampel_core.errors import AmpelError
 from ampel_core.models import Alert, DataPoint
 from ampel_core.provenance import canonical_json, state_id
 from ampel_core.units import (
-    AlertFilter, Combiner, PointUnit, ReactUnit, Reject, StateUnit, StockUnit, TiedStateUnit, Unit, build_unit,
+    AlertFilter,
+    Combiner,
+    PointUnit,
+    ReactUnit,
+    Reject,
+    StateUnit,
+    StockUnit,
+    TiedStateUnit,
+    Unit,
+    build_unit,
 )
 from ampel_core.views import StateView, StockView
 
@@ -131,6 +140,11 @@ def _duration(seconds: float | None) -> str:
     if seconds < 1:
         return f"{seconds * 1e3:.2f} ms"
     return f"{seconds:.2f} s"
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
 def non_finite_paths(value: Any, path: str = "$", limit: int = 5) -> list[str]:
@@ -248,7 +262,7 @@ class _Runner:
         if output is _FAILED:
             return
         if not isinstance(output, dict):
-            self.report.add(INVALID, label, f"returned {type(output).__name__} {output!r:.80}; a T2 unit returns a dict")
+            self.report.add(INVALID, label, f"returned {_type_name(output)} {output!r:.80}; a T2 unit returns a dict")
             return
         self.check_json(label, output)
 
@@ -263,7 +277,7 @@ def _check_filter(unit: AlertFilter, alerts: Sequence[Alert], runner: _Runner, e
         output = runner.call(label, unit.process, alert)
         # bool is an int; numpy.bool_ is neither, and the runtime refuses it
         if output is not _FAILED and not (output is None or isinstance(output, (bool, int, Reject))):
-            runner.report.add(INVALID, label, f"returned {type(output).__name__} {output!r:.80}; a filter returns "
+            runner.report.add(INVALID, label, f"returned {_type_name(output)} {output!r:.80}; a filter returns "
                                               "True/False, an int (accept code > 0), Reject(code, reason) or None")
 
 
@@ -350,7 +364,7 @@ def _check_react(unit: ReactUnit, alerts: Sequence[Alert], runner: _Runner, edge
         if output is _FAILED:
             continue
         if output is not None and not isinstance(output, dict):
-            runner.report.add(INVALID, label, f"returned {type(output).__name__}; a react unit returns a dict or None")
+            runner.report.add(INVALID, label, f"returned {_type_name(output)}; a react unit returns a dict or None")
             continue
         runner.check_json(label, output)
 
