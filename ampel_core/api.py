@@ -87,7 +87,7 @@ def plot_light_curve(store: Store, stock: int | str, width: float = 8.0, height:
     axes = figure.add_subplot()
     for band in sorted(set(table["band"])):
         rows = table[table["band"] == band]
-        colour = BAND_COLOURS.get(band[-1].lower(), None)
+        colour = BAND_COLOURS.get(band[-1].lower())
         detections = rows[~rows["upper_limit"]]
         limits = rows[rows["upper_limit"]]
         axes.errorbar(detections["time"], detections["mag"], yerr=detections["mag_err"], fmt="o", color=colour,

@@ -67,11 +67,12 @@ class T2LightCurveSummary(StateUnit):
 def lookup(view: StockView, path: str) -> Any:
     """A value of a stock view by dotted path: 'name', 'id', 'tags', 'channels', or
     '<Unit>.<key>[.<key>…]' into the latest results; None where absent."""
+    value: Any
     if path in ("name", "id", "tags", "channels", "latest_state"):
         value = getattr(view, path)
         return ",".join(value) if isinstance(value, tuple) else value
     unit, _, rest = path.partition(".")
-    value: Any = view.results.get(unit)
+    value = view.results.get(unit)
     for key in rest.split(".") if rest else ():
         value = value.get(key) if isinstance(value, dict) else None
     return value

@@ -13,6 +13,7 @@ quarantined records, and the alerts no channel took.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import socket
@@ -255,10 +256,8 @@ def run_t0(store: Store, registry: Registry, task: T0Task, channels: Sequence[Ch
     runtime = T0Runtime(store, channels, run, summary, task.keep_blobs)
     started = time.perf_counter()
     batch: list[SourceRecord] = []
-    read = 0
-    for record in source:
+    for read, record in enumerate(source, 1):
         batch.append(record)
-        read += 1
         if len(batch) >= task.batch_size:
             _flush(runtime, batch, alert_format, source, progress)
         if task.limit is not None and read >= task.limit:
@@ -505,10 +504,8 @@ def environment(registry: Registry) -> dict[str, Any]:
 
     libraries = {}
     for name in ("numpy", "astropy", "pydantic", "fastavro", "sncosmo", "iminuit", "psycopg"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             libraries[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return {"python": sys.version.split()[0], "implementation": platform.python_implementation(),
             "platform": platform.platform(), "host": socket.gethostname(),
             "plugins": {name: version for name, version, _ in registry.plugins()}, "libraries": libraries}

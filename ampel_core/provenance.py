@@ -15,7 +15,7 @@ import importlib.util
 import inspect
 import sys
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ def _find_spec(name: str) -> importlib.machinery.ModuleSpec | None:
         return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def module_digest(module: str) -> str:
     """Digest of a module's source and, transitively, of the modules of its own top-level package
     that it imports. Modules of other distributions are covered by their version, not their code.

@@ -74,10 +74,10 @@ def provenance_chain(store: Store, identifier: str) -> dict[str, Any]:
     chain["alerts"] = list(alerts.values())
     chain["runs"] = []
     for run_id in sorted(runs):
-        run = store.get_run(run_id)
-        if run:
-            chain["runs"].append({"id": run.id, "job_digest": run.job_digest, "job_name": run.job.get("name"),
-                                  "started": run.started, "status": run.status, "environment": run.environment})
+        record = store.get_run(run_id)
+        if record:
+            chain["runs"].append({"id": record.id, "job_digest": record.job_digest, "job_name": record.job.get("name"),
+                                  "started": record.started, "status": record.status, "environment": record.environment})
     return chain
 
 

@@ -398,7 +398,7 @@ class SqlStore:
 
     def select_stocks(self, channel: str | None = None, tags: Sequence[str] = (),
                       updated_after: float | None = None, updated_before: float | None = None) -> list[int]:
-        query, params = "SELECT s.id FROM stocks s", []
+        query, params = "SELECT s.id FROM stocks s", list[Any]()
         conditions = []
         if channel:
             conditions.append("EXISTS (SELECT 1 FROM stock_channels c WHERE c.stock = s.id AND c.channel = ?)")

@@ -3,6 +3,7 @@ mid-ingest, then restart), stock show / plot, provenance with PROV-JSON, runs, r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -98,10 +99,8 @@ def test_sigkill_mid_ingest_then_restart_equals_an_uninterrupted_run(tmp_path: P
     while ingested < 300 and time.monotonic() < deadline:
         time.sleep(0.05)
         if killed_store.exists():
-            try:
+            with contextlib.suppress(sqlite3.OperationalError):
                 ingested = sqlite3.connect(killed_store, timeout=1).execute("SELECT COUNT(*) FROM alerts").fetchone()[0]
-            except sqlite3.OperationalError:
-                pass
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     partial = store_content(killed_store)

@@ -108,7 +108,7 @@ def test_retry_with_backoff_then_success(tmp_path: Path, register_units) -> None
                      "format": {"name": "json"}}, {"tier": 2, "backoff": 0.2, "max_attempts": 3}])
     summary = run_job(load_job(document))
     assert (summary.tickets_done, summary.tickets_retried, summary.tickets_failed) == (1, 2, 0)
-    gaps = [b - a for a, b in zip(Flaky.calls, Flaky.calls[1:])]
+    gaps = [b - a for a, b in zip(Flaky.calls, Flaky.calls[1:], strict=False)]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # exponential backoff
     store = open_store(document["store"])
     [(_, result)] = store.results()
@@ -155,7 +155,7 @@ def test_tied_unit_runs_after_its_dependency(tmp_path: Path, sample_alerts: Path
     for result_id, result in results:
         by_link.setdefault(result.link, {})[result.unit] = (result_id, result.body)
     for units in by_link.values():
-        (peak_id, peak), (tied_id, tied) = units["T2Peak"], units["T2Normalised"]
+        (peak_id, _), (tied_id, tied) = units["T2Peak"], units["T2Normalised"]
         assert peak_id < tied_id
         assert tied["normalised_last"] <= 1.0 + 1e-12
 
@@ -257,7 +257,7 @@ def test_replay_is_identical_and_diff_shows_a_config_change(tmp_path: Path, samp
     register_units(Flaky)
     document = job(tmp_path, sample_alerts, [{"name": "ALL", "t2": [SUMMARY]}])
     first = run_job(load_job(document)).run
-    replay_run, comparison = replay(document["store"], first)
+    _, comparison = replay(document["store"], first)
     assert comparison.same and comparison.identical == open_store(document["store"]).counts()["results"] > 0
     # a variant: another unit config on the same alerts, run side by side
     variant = job(tmp_path, sample_alerts, [{"name": "ALL", "t2": [{"unit": "Flaky", "config": {"failures": 0}}]}])

@@ -141,5 +141,5 @@ def test_resource_digest_changes_with_file_content(tmp_path: Path) -> None:
 
 
 def test_missing_resource_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nowhere.dat"):
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.dat"):
         resource_digests({"model": tmp_path / "nowhere.dat"})

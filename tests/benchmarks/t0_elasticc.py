@@ -1,0 +1,107 @@
+"""T0 throughput on the 5,689 ELAsTiCC alerts: decode only vs the full T0 (filter, ingest, states,
+tickets) into a fresh SQLite store, with 1 and with 10 channels. Run on demand:
+
+    python tests/benchmarks/t0_elasticc.py [--alerts PATH] [--repeat N] [--batch-size N]
+
+Prints one table. Rates are alerts per second of wall time; "read" is the tar.gz archive read
+alone, "decode" adds `ElasticcAlertFormat.decode` on records held in memory, and the T0 rows are the
+engine's own T0 time (source read included). Needs ampel-plugin-lsst installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ampel_core import builtins, plugins
+from ampel_core.alerts import FileSource
+from ampel_core.engine import run_job
+from ampel_core.jobs import load_job
+from ampel_core.registry import get_registry
+from ampel_core.testing import shared_data_dir
+
+TAR = "elasticc/alerce_simulator_elasticc_v0_9_5689alerts.tar.gz"
+ALL_KINDS = ["LSST_DP", "LSST_FP", "LSST_UL"]
+
+
+def best_of(repeat: int, measure: Callable[[], tuple[int, float]]) -> tuple[int, float]:
+    """(items, seconds) of the fastest of ``repeat`` runs."""
+    return min((measure() for _ in range(repeat)), key=lambda result: result[1])
+
+
+def channels(count: int) -> list[dict[str, Any]]:
+    """``count`` channels: the first takes everything, the others apply different cuts and rights."""
+    if count == 1:
+        return [{"name": "ALL", "access": ALL_KINDS, "t2": [{"unit": "T2LightCurveSummary"}]}]
+    made = []
+    for index in range(count):
+        cuts = {"min_snr": 3 + index, "min_detections": 1 + index % 3, "min_bands": 1 + index % 2,
+                "positive_only": index % 2 == 0}
+        made.append({"name": f"CHANNEL_{index}", "access": ALL_KINDS if index % 3 else ["LSST_DP"],
+                     "filter": {"unit": "SimpleLSSTFilter", "config": cuts},
+                     **({"combiner": {"unit": "LSSTPhotometryCombiner"}} if index % 4 == 3 else {}),
+                     "t2": [{"unit": "T2LightCurveSummary"}]})
+    return made
+
+
+def full_t0(alerts: Path, channel_count: int, batch_size: int) -> tuple[int, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        job = load_job({
+            "name": f"benchmark-{channel_count}", "store": f"sqlite:///{folder}/bench.db",
+            "channels": channels(channel_count),
+            "tasks": [{"tier": 0, "source": {"name": "files", "config": {"paths": [str(alerts)], "pattern": "*.avro*"}},
+                       "format": {"name": "elasticc"}, "batch_size": batch_size}],
+        })
+        summary = run_job(job)
+        assert summary.quarantined == 0, summary.as_dict()
+        return summary.alerts, summary.t0_seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--alerts", type=Path, help=f"the archive (default: ../shared/data/{TAR})")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per row; the fastest counts")
+    parser.add_argument("--batch-size", type=int, default=200, help="alerts per T0 transaction")
+    args = parser.parse_args()
+    shared = shared_data_dir(Path(__file__).resolve().parent)
+    alerts = args.alerts or (shared / TAR if shared else None)
+    if alerts is None or not alerts.exists():
+        raise SystemExit(f"no alerts at {alerts}: pass --alerts PATH")
+
+    manager = plugins.new_manager()  # only the core and this plugin: other plugins cannot skew it
+    plugins.register(manager, builtins, plugins.CORE_DISTRIBUTION)
+    from ampel_lsst import plugin as lsst_plugin
+
+    plugins.register(manager, lsst_plugin, "ampel-plugin-lsst")
+    plugins.set_manager(manager)
+    alert_format = get_registry().component("formats", "elasticc")()
+    source = FileSource(paths=[str(alerts)], pattern="*.avro*")
+
+    def read() -> tuple[int, float]:
+        started = time.perf_counter()
+        count = sum(1 for _ in source)
+        return count, time.perf_counter() - started
+
+    records = list(source)
+
+    def decode() -> tuple[int, float]:
+        started = time.perf_counter()
+        count = sum(len(alert_format.decode(r.payload, r.origin)) for r in records)
+        return count, time.perf_counter() - started
+
+    rows = [("read tar.gz (records)", *best_of(args.repeat, read)),
+            ("decode only (alerts)", *best_of(args.repeat, decode)),
+            ("full T0, 1 channel", *best_of(args.repeat, lambda: full_t0(alerts, 1, args.batch_size))),
+            ("full T0, 10 channels", *best_of(args.repeat, lambda: full_t0(alerts, 10, args.batch_size)))]
+    print(f"\nT0 throughput, {alerts.name}, batch size {args.batch_size}, best of {args.repeat}")
+    print(f"{'mode':<24}{'items':>8}{'seconds':>10}{'per second':>12}")
+    for mode, items, seconds in rows:
+        print(f"{mode:<24}{items:>8}{seconds:>10.2f}{items / seconds:>12.0f}")
+
+
+if __name__ == "__main__":
+    main()
