@@ -104,7 +104,13 @@ def unit_show(name: str) -> None:
     fields = schema.get("properties", {})
     click.echo("config:" if fields else "config: (none)")
     for field_name, field in fields.items():
-        default = json.dumps(field["default"]) if "default" in field else "(required)"
+        info = cls.model_fields.get(field_name)
+        if "default" in field:
+            default = json.dumps(field["default"])
+        elif info is not None and not info.is_required():
+            default = json.dumps(info.get_default(call_default_factory=True), default=str)
+        else:
+            default = "(required)"
         kind = field.get("type") or " | ".join(t.get("type", "?") for t in field.get("anyOf", [])) or "object"
         click.echo(f"  {field_name}: {kind} = {default}")
         if field.get("description"):
@@ -118,11 +124,13 @@ def unit_show(name: str) -> None:
               help="Alert file, directory or tar archive (repeat for several).")
 @click.option("--format", "format_name", default="json", show_default=True,
               help="Alert format of the files (json, or one a plugin adds, e.g. ztf).")
+@click.option("--pattern", default="*", show_default=True,
+              help="File names to read inside directories and archives (fnmatch), e.g. '*.avro'.")
 @click.option("--config", "config_json", metavar="JSON", help="The unit's config as a JSON object.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use at most this many alerts.")
 @click.option("--no-edge-cases", is_flag=True, help="Only the sample's own inputs, no derived odd inputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def unit_check(name: str, alert_paths: tuple[Path, ...], format_name: str, config_json: str | None,
+def unit_check(name: str, alert_paths: tuple[Path, ...], format_name: str, pattern: str, config_json: str | None,
                limit: int | None, no_edge_cases: bool, as_json: bool) -> None:
     """Run unit NAME over sample alerts as the runtime would; report exceptions, invalid,
     non-JSON-able or NaN/inf outputs, and the time per call (p50/p95).
@@ -142,7 +150,7 @@ def unit_check(name: str, alert_paths: tuple[Path, ...], format_name: str, confi
     if not isinstance(config, dict):
         raise AmpelError("--config must be a JSON object, e.g. --config '{\"min_detections\": 2}'")
     registry = get_registry()
-    alerts = read_alerts(list(alert_paths), format_name, limit=limit, registry=registry)
+    alerts = read_alerts(list(alert_paths), format_name, limit=limit, registry=registry, pattern=pattern)
     with contextlib.redirect_stdout(sys.stderr):
         report = check_unit(name, alerts, config, registry, edge_cases=not no_edge_cases)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.format())

@@ -173,8 +173,9 @@ class T0Runtime:
                 self.summary.quarantined += 1
         taken = [(origin, alert, takers) for origin, alert in decoded if (takers := self._filter(alert, batch))]
         stored = self.store.stored_datapoints({alert.stock for _, alert, _ in taken})
+        pending: dict[int, DataPoint] = {}  # new in this batch: not in the store until it commits
         for origin, alert, takers in taken:
-            self._ingest(origin, alert, takers, stored.setdefault(alert.stock, {}), batch)
+            self._ingest(origin, alert, takers, stored.setdefault(alert.stock, {}), pending, batch)
         self.store.ingest(batch)
 
     def _filter(self, alert: Alert, batch: IngestBatch) -> list[tuple[Channel, int]]:
@@ -201,14 +202,15 @@ class T0Runtime:
         return takers
 
     def _ingest(self, origin: str, alert: Alert, takers: list[tuple[Channel, int]],
-                known: dict[int, tuple[str, ...]], batch: IngestBatch) -> None:
+                known: dict[int, tuple[str, ...]], pending: dict[int, DataPoint], batch: IngestBatch) -> None:
         now = time.time()
         stock = alert.stock
-        in_alert = {dp.id: dp for dp in alert.datapoints}
         new = [dp for dp in alert.datapoints if dp.id not in known]
         for dp in new:
             known[dp.id] = dp.tags
+            pending[dp.id] = dp
             batch.datapoints.append((dp, alert.id))
+        in_memory = {**pending, **{dp.id: dp for dp in alert.datapoints}}
         batch.stocks[stock] = now
         batch.names.add((stock, alert.stock_name))
         batch.alerts.append((alert.id, stock, origin))
@@ -224,14 +226,17 @@ class T0Runtime:
             else:
                 visible = [i for i, tags in known.items() if channel.sees(tags)]
                 if channel.combiner is not None:
-                    missing = [i for i in visible if i not in in_alert]
-                    points = [in_alert[i] for i in visible if i in in_alert] + self.store.get_datapoints(missing)
+                    missing = [i for i in visible if i not in in_memory]
+                    points = [in_memory[i] for i in visible if i in in_memory] + self.store.get_datapoints(missing)
                     visible = list(channel.combiner.unit.combine(sorted(points, key=lambda d: (d.time, d.id))))  # type: ignore[attr-defined]
-                sid = state_id(visible)
-                if sid not in batch.states:
+                # no datapoint visible, no state: an empty state would be one id shared by every stock
+                sid = state_id(visible) if visible else ""
+                if sid and sid not in batch.states:
                     batch.states[sid] = State(sid, stock, tuple(sorted(set(visible))))
                 if channel.combiner is None:
                     states[channel.access] = sid
+            if not sid:
+                continue
             batch.channel_states.append((stock, channel.name, sid, alert.id))
             batch.journal.append(JournalEntry(stock, 1, "state", channel.name, channel.combiner.trace.id if channel.combiner
                                               else None, self.run, alert.id, {"state": sid}, now))
@@ -300,6 +305,7 @@ class T2Runtime:
         self.store, self.registry, self.task, self.run, self.summary = store, registry, task, run, summary
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._units: dict[str, ConfiguredUnit | str] = {}
+        self._dependencies_of: dict[str, list[ConfiguredUnit]] = {}
 
     def unit_for(self, trace_id: str) -> ConfiguredUnit:
         if trace_id not in self._units:
@@ -403,18 +409,20 @@ class T2Runtime:
     def _dependencies(self, unit: TiedStateUnit, ticket: Ticket) -> dict[str, dict[str, Any]] | None:
         """Dependency results by unit name; None while one is still pending."""
         found = {}
-        for ref in unit.dependencies():
-            dependency = configure(self.registry, ref)
+        if ticket.trace not in self._dependencies_of:  # configure once: it hashes resource files
+            self._dependencies_of[ticket.trace] = [configure(self.registry, ref) for ref in unit.dependencies()]
+        for dependency in self._dependencies_of[ticket.trace]:
+            name = dependency.name
             kind, link = ("stock", str(ticket.stock)) if isinstance(dependency.unit, StockUnit) else ("state", ticket.link)
-            results = [r for _, r in self.store.results(link=link, unit=ref.unit) if r.trace == dependency.trace.id]
+            results = [r for _, r in self.store.results(link=link, unit=name) if r.trace == dependency.trace.id]
             ok = [r for r in results if r.status == "ok"]
             if ok:
-                found[ref.unit] = ok[-1].body or {}
+                found[name] = ok[-1].body or {}
                 continue
             statuses = self.store.ticket_states(dependency.trace.id, kind, link)
             if not statuses or all(s == "failed" for s in statuses):
                 why = "failed" if statuses else "has no ticket (is it in the channel's t2 list?)"
-                raise DependencyFailed(f"dependency {ref.unit} of {ticket.unit} on {kind} {link[:16]} {why}")
+                raise DependencyFailed(f"dependency {name} of {ticket.unit} on {kind} {link[:16]} {why}")
             return None
         return found
 
@@ -434,16 +442,19 @@ def run_t2(store: Store, registry: Registry, task: T2Task, run: int | None, summ
 # T3 --------------------------------------------------------------------------------------------
 
 
-def stock_view(store: Store, stock: int, channel: str | None, access: frozenset[str] | None) -> StockView:
+def stock_view(store: Store, stock: int, channel: str | None, access: frozenset[str] | None,
+               traces: set[str] | None = None) -> StockView:
     """A stock as ``channel`` sees it: datapoints within ``access``, its latest state and the newest
-    successful result of each state/tied unit on that state and of each stock unit."""
+    successful result of each state/tied unit on that state and of each stock unit — only results
+    of the given unit ``traces`` when given (so an old model's results never pass for a new one's)."""
     info = store.get_stock(stock)
     datapoints = tuple(dp for dp in store.stock_datapoints(stock) if access is None or not access.isdisjoint(dp.tags))
     states = store.channel_states(stock, channel)
     latest = states[-1][1] if states else None
     results: dict[str, dict[str, Any]] = {}
     for _, result in store.results(stock=stock):
-        if result.status == "ok" and (result.link == latest or result.link_kind == "stock"):
+        if result.status == "ok" and (result.link == latest or result.link_kind == "stock") and (
+                traces is None or result.trace in traces):
             results[result.unit] = result.body or {}
     return StockView(stock, info.names if info else (), info.channels if info else (), info.tags if info else (),
                      datapoints, latest, results, channel)
@@ -474,7 +485,8 @@ def matches(view: StockView, predicates: dict[str, Any]) -> bool:
 def select_views(store: Store, selection: Selection, channels: dict[str, Channel]) -> list[StockView]:
     channel = channels.get(selection.channel) if selection.channel else None
     stocks = store.select_stocks(selection.channel, selection.tags, selection.updated_after, selection.updated_before)
-    views = [stock_view(store, s, selection.channel, channel.access if channel else None) for s in stocks]
+    traces = {t.id for t in channel.traces()} if channel else None
+    views = [stock_view(store, s, selection.channel, channel.access if channel else None, traces) for s in stocks]
     return [v for v in views if matches(v, selection.results)]
 
 

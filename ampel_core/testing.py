@@ -104,8 +104,9 @@ def shared_data(request: pytest.FixtureRequest) -> Path:
     return path
 
 
-def run_unit(unit: Unit | type[Unit], value: Any, **config: Any) -> Any:
-    """Run ``unit`` (an instance, or a class built with ``config``) on one input; see module doc."""
+def run_unit(unit: Unit | type[Unit], value: Any, dependencies: dict[str, Any] | None = None, **config: Any) -> Any:
+    """Run ``unit`` (an instance, or a class built with ``config``) on one input; see module doc.
+    A tied unit receives ``dependencies`` (result bodies by unit name)."""
     from ampel_core.provenance import canonical_json
 
     instance = build_unit(unit, config) if isinstance(unit, type) else unit
@@ -115,7 +116,8 @@ def run_unit(unit: Unit | type[Unit], value: Any, **config: Any) -> Any:
         return instance.combine(value)
     if isinstance(instance, (StateUnit, TiedStateUnit)):
         state = value if isinstance(value, StateView) else state_view(value)
-        output = instance.process(state, {}) if isinstance(instance, TiedStateUnit) else instance.process(state)
+        output = (instance.process(state, dependencies or {}) if isinstance(instance, TiedStateUnit)
+                  else instance.process(state))
     elif isinstance(instance, (PointUnit, StockUnit)):
         output = instance.process(value)
     elif isinstance(instance, ReactUnit):
