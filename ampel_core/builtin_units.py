@@ -22,14 +22,14 @@ class AcceptAll(AlertFilter):
 
 
 class MinDetectionsFilter(AlertFilter):
-    """Accept alerts with at least ``min_detections`` detections (upper limits excluded) in at least
-    ``min_bands`` bands."""
+    """Accept alerts with at least ``min_detections`` detections (no upper limits or forced
+    photometry) in at least ``min_bands`` bands."""
 
     min_detections: int = Field(1, ge=1, description="Minimum number of detections in the alert.")
     min_bands: int = Field(1, ge=1, description="Minimum number of distinct bands among them.")
 
     def process(self, alert: Alert) -> bool | Reject:
-        detections = [dp for dp in alert.datapoints if not dp.upper_limit]
+        detections = [dp for dp in alert.datapoints if dp.is_detection]
         if len(detections) < self.min_detections:
             return Reject(-1, f"{len(detections)} detections < {self.min_detections}")
         if len({dp.band for dp in detections}) < self.min_bands:
@@ -38,17 +38,19 @@ class MinDetectionsFilter(AlertFilter):
 
 
 class T2LightCurveSummary(StateUnit):
-    """Summary of a state's light curve: detections and upper limits per band, first and last
-    detection (MJD), peak (brightest detection) per band, and duration (days)."""
+    """Summary of a state's light curve: detections, upper limits and forced-photometry points per
+    band, first and last detection (MJD), peak (brightest detection) per band, and duration (days)."""
 
     def process(self, state: StateView) -> JSON:
-        detections = [dp for dp in state.datapoints if not dp.upper_limit]
+        detections = state.detections
         bands: dict[str, dict[str, Any]] = {}
         for dp in state.datapoints:
-            entry = bands.setdefault(dp.band, {"ndet": 0, "nlim": 0, "peak_mag": None, "peak_time": None,
-                                               "peak_flux": None})
-            if dp.upper_limit:
-                entry["nlim"] += 1
+            if not dp.band:
+                continue
+            entry = bands.setdefault(dp.band, {"ndet": 0, "nlim": 0, "nforced": 0, "peak_mag": None,
+                                               "peak_time": None, "peak_flux": None})
+            if not dp.is_detection:
+                entry["nlim" if dp.upper_limit else "nforced"] += 1
                 continue
             entry["ndet"] += 1
             if dp.flux is not None and (entry["peak_flux"] is None or dp.flux > entry["peak_flux"]):
@@ -56,7 +58,8 @@ class T2LightCurveSummary(StateUnit):
         times = [dp.time for dp in detections]
         return {
             "ndet": len(detections),
-            "nlim": len(state.datapoints) - len(detections),
+            "nlim": sum(1 for dp in state.datapoints if dp.upper_limit),
+            "nforced": sum(1 for dp in state.datapoints if "forced" in dp.tags and not dp.upper_limit),
             "first_detection": min(times) if times else None,
             "last_detection": max(times) if times else None,
             "duration": (max(times) - min(times)) if times else 0.0,

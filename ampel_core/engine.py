@@ -173,9 +173,11 @@ class T0Runtime:
                 self.summary.quarantined += 1
         taken = [(origin, alert, takers) for origin, alert in decoded if (takers := self._filter(alert, batch))]
         stored = self.store.stored_datapoints({alert.stock for _, alert, _ in taken})
-        pending: dict[int, DataPoint] = {}  # new in this batch: not in the store until it commits
+        # datapoints of this batch's stocks held in memory: the new ones are not in the store until
+        # the batch commits, and stored ones a combiner needed are read once per batch
+        points: dict[int, DataPoint] = {}
         for origin, alert, takers in taken:
-            self._ingest(origin, alert, takers, stored.setdefault(alert.stock, {}), pending, batch)
+            self._ingest(origin, alert, takers, stored.setdefault(alert.stock, {}), points, batch)
         self.store.ingest(batch)
 
     def _filter(self, alert: Alert, batch: IngestBatch) -> list[tuple[Channel, int]]:
@@ -202,39 +204,39 @@ class T0Runtime:
         return takers
 
     def _ingest(self, origin: str, alert: Alert, takers: list[tuple[Channel, int]],
-                known: dict[int, tuple[str, ...]], pending: dict[int, DataPoint], batch: IngestBatch) -> None:
+                known: dict[int, tuple[str, ...]], points: dict[int, DataPoint], batch: IngestBatch) -> None:
         now = time.time()
         stock = alert.stock
         new = [dp for dp in alert.datapoints if dp.id not in known]
         for dp in new:
             known[dp.id] = dp.tags
-            pending[dp.id] = dp
+            points[dp.id] = dp
             batch.datapoints.append((dp, alert.id))
-        in_memory = {**pending, **{dp.id: dp for dp in alert.datapoints}}
         batch.stocks[stock] = now
         batch.names.add((stock, alert.stock_name))
+        batch.tags.update((stock, tag) for tag in alert.tags)
         batch.alerts.append((alert.id, stock, origin))
         if self.keep_blobs:
             batch.blobs.extend((alert.id, name, data) for name, data in alert.blobs.items())
-        states: dict[frozenset[str] | None, str] = {}  # channels with equal rights and the default combiner share a state
+        # channels with equal rights and an equally configured combiner share one state
+        states: dict[tuple[frozenset[str] | None, str | None], str] = {}
         for channel, code in takers:
             batch.channels.add((stock, channel.name))
             batch.journal.append(JournalEntry(stock, 0, "accepted", channel.name, channel.filter.trace.id, self.run,
                                               alert.id, {"code": code, "origin": origin}, now))
-            if channel.combiner is None and channel.access in states:
-                sid = states[channel.access]
-            else:
+            key = (channel.access, channel.combiner.trace.id if channel.combiner else None)
+            if key not in states:
                 visible = [i for i, tags in known.items() if channel.sees(tags)]
                 if channel.combiner is not None:
-                    missing = [i for i in visible if i not in in_memory]
-                    points = [in_memory[i] for i in visible if i in in_memory] + self.store.get_datapoints(missing)
-                    visible = list(channel.combiner.unit.combine(sorted(points, key=lambda d: (d.time, d.id))))  # type: ignore[attr-defined]
+                    missing = [i for i in visible if i not in points]
+                    points.update((dp.id, dp) for dp in self.store.get_datapoints(missing))
+                    chosen = sorted((points[i] for i in visible), key=lambda d: (d.time, d.id))
+                    visible = list(channel.combiner.unit.combine(chosen))  # type: ignore[attr-defined]
                 # no datapoint visible, no state: an empty state would be one id shared by every stock
-                sid = state_id(visible) if visible else ""
-                if sid and sid not in batch.states:
-                    batch.states[sid] = State(sid, stock, tuple(sorted(set(visible))))
-                if channel.combiner is None:
-                    states[channel.access] = sid
+                states[key] = state_id(visible) if visible else ""
+                if states[key] and states[key] not in batch.states:
+                    batch.states[states[key]] = State(states[key], stock, tuple(sorted(set(visible))))
+            sid = states[key]
             if not sid:
                 continue
             batch.channel_states.append((stock, channel.name, sid, alert.id))

@@ -11,6 +11,9 @@ These are plain, immutable records. The store persists them; units receive read-
 - ``mag``, ``mag_err``: the survey's magnitude and error; for an upper limit ``mag`` is the
   (5-sigma) limiting magnitude and ``mag_err`` is ``None``.
 - ``upper_limit``: True for a non-detection.
+
+Forced photometry carries the tag ``forced``; records without photometry (e.g. an object summary)
+have an empty ``band`` and no flux.
 """
 
 from __future__ import annotations
@@ -44,6 +47,12 @@ class DataPoint:
     upper_limit: bool = False
     tags: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def is_detection(self) -> bool:
+        """A measured flux from a detection: not an upper limit, not forced photometry (tag
+        ``forced``), and with a band (object-level records such as Rubin's diaObject have none)."""
+        return not self.upper_limit and bool(self.band) and self.flux is not None and "forced" not in self.tags
 
     def body(self) -> dict[str, Any]:
         """The stored JSON body: the photometry fields plus ``extra``."""
@@ -79,6 +88,7 @@ class Alert:
     datapoints: list[DataPoint]
     extra: dict[str, Any] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()  # added to the stock's tags (e.g. a survey or a solar-system flag)
 
     @property
     def trigger(self) -> DataPoint:

@@ -66,6 +66,7 @@ class IngestBatch:
     stocks: dict[int, float] = field(default_factory=dict)  # stock id -> time of ingest
     names: set[tuple[int, str]] = field(default_factory=set)
     channels: set[tuple[int, str]] = field(default_factory=set)
+    tags: set[tuple[int, str]] = field(default_factory=set)
     alerts: list[tuple[int, int, str]] = field(default_factory=list)  # (alert id, stock, origin)
     blobs: list[tuple[int, str, bytes]] = field(default_factory=list)
     datapoints: list[tuple[DataPoint, int]] = field(default_factory=list)  # (datapoint, alert id)
@@ -296,6 +297,7 @@ class SqlStore:
                  [(stock, now, now) for stock, now in batch.stocks.items()])
             many("INSERT INTO stock_names (stock, name) VALUES (?, ?)" + ignore, sorted(batch.names))
             many("INSERT INTO stock_channels (stock, channel) VALUES (?, ?)" + ignore, sorted(batch.channels))
+            many("INSERT INTO stock_tags (stock, tag) VALUES (?, ?)" + ignore, sorted(batch.tags))
             many("INSERT INTO alerts (id, stock, run, origin) VALUES (?, ?, ?, ?)" + ignore,
                  [(alert, stock, batch.run, origin) for alert, stock, origin in batch.alerts])
             many("INSERT INTO alert_blobs (alert, name, data) VALUES (?, ?, ?)" + ignore, batch.blobs)

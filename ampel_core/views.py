@@ -15,12 +15,14 @@ if TYPE_CHECKING:
 def light_curve_table(datapoints: tuple[DataPoint, ...] | list[DataPoint], upper_limits: bool = False) -> Table:
     """The datapoints as an astropy Table sorted by time, one column per standard photometry field
     (time [MJD], band, flux, flux_err, zp, zpsys, mag, mag_err, upper_limit) plus ``id`` — the form
-    ``sncosmo.fit_lc`` takes. Upper limits are left out unless ``upper_limits`` is True; their
-    ``flux`` is NaN. Missing magnitudes are NaN.
+    ``sncosmo.fit_lc`` takes. Forced photometry is included; records without a band are not; upper
+    limits are left out unless ``upper_limits`` is True, and their ``flux`` is NaN. Missing
+    magnitudes are NaN.
     """
     from astropy.table import Table
 
-    rows = sorted((dp for dp in datapoints if upper_limits or not dp.upper_limit), key=lambda d: (d.time, d.id))
+    rows = sorted((dp for dp in datapoints if dp.band and (upper_limits or not dp.upper_limit)),
+                  key=lambda d: (d.time, d.id))
     nan = float("nan")
     columns: dict[str, list[Any]] = {"id": [dp.id for dp in rows]}
     for name in PHOTOMETRY_FIELDS:
@@ -46,7 +48,8 @@ class StateView:
 
     @property
     def detections(self) -> tuple[DataPoint, ...]:
-        return tuple(dp for dp in self.datapoints if not dp.upper_limit)
+        """Datapoints that are detections (see `DataPoint.is_detection`)."""
+        return tuple(dp for dp in self.datapoints if dp.is_detection)
 
     def table(self, upper_limits: bool = False) -> Table:
         """See `light_curve_table`."""

@@ -25,15 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ampel_core.models import DataPoint
+from ampel_core.testing import shared_data_dir, state_view
+from ampel_core.units import build_unit
 from ampel_sncosmo.datafiles import SHIPPED_DATA_DIR
-
-# the direct side loads through sncosmo's registry: point it at the same files (set before sncosmo is used)
-os.environ["SNCOSMO_DATA_DIR"] = str(SHIPPED_DATA_DIR)
-
-from ampel_core.models import DataPoint  # noqa: E402
-from ampel_core.testing import shared_data_dir, state_view  # noqa: E402
-from ampel_core.units import build_unit  # noqa: E402
-from ampel_sncosmo.fit import T2SNCosmoFit  # noqa: E402
+from ampel_sncosmo.fit import T2SNCosmoFit
 
 BOUNDS = {"x1": (-5.0, 5.0), "c": (-0.5, 1.0)}
 
@@ -167,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--simulated", type=int, default=20, help="number of simulated light curves")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="process CPU time or wall-clock time")
     args = parser.parse_args(argv)
+    # the direct side loads through sncosmo's registry (read lazily): point it at the same files
+    os.environ["SNCOSMO_DATA_DIR"] = str(SHIPPED_DATA_DIR)
     global clock
     clock = CLOCKS[args.clock]
 

@@ -1,0 +1,266 @@
+"""Alert formats for Rubin/LSST (schemas 7.x to 11.x) and DESC ELAsTiCC (v0.9, v0.9.1) alerts.
+
+One payload may be (after gunzip, if gzipped):
+
+- an Avro container file (``Obj\\x01``): decoded with the schema it carries; its version is read
+  from the schema's name (``lsst.v11_1.alert`` -> ``lsst.v11_1``);
+- a Confluent wire-format message, as Rubin's Kafka delivers it: byte 0, a 4-byte big-endian
+  schema-registry id, then a schemaless Avro body. The id is looked up in ``schema_ids``; for an
+  id not in the table the shipped schemas are tried newest first and the first that decodes the
+  whole body exactly is taken;
+- a bare schemaless Avro body (ELAsTiCC2 style): decoded with ``schema_version`` if set, else by
+  trying the shipped schemas as above;
+- a Parquet file (``PAR1``) whose rows are alert records, as Fink exports them (needs pyarrow).
+
+See `ampel_lsst.datapoints` for how records become datapoints, and docs/lsst.md.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from ampel_core.alerts import AlertDecodeError
+from ampel_core.models import Alert, DataPoint, content_id
+from ampel_lsst import avro_schemas, datapoints
+from ampel_lsst.datapoints import (
+    ELASTICC_FIELDS, TAG_ELASTICC, TAG_SOLAR_SYSTEM, TAG_SURVEY, field_names,
+)
+
+AVRO_MAGIC = b"Obj\x01"
+PARQUET_MAGIC = b"PAR1"
+GZIP_MAGIC = b"\x1f\x8b"
+WIRE_HEADER = 5  # magic byte 0 + 4-byte schema id
+CUTOUTS = ("cutoutDifference", "cutoutScience", "cutoutTemplate")
+EXTRA_FIELDS = ("observation_reason", "target_name")
+
+
+def _present(value: Any) -> bool:
+    # Rubin's pipelines write 0 for "not associated" in some versions; no real id is 0
+    return value is not None and value != 0
+
+
+def stock_of(record: dict[str, Any]) -> tuple[int, str, int | None, int | None]:
+    """(stock id, stock name, diaObjectId, ssObjectId) of a decoded alert record.
+
+    The stock id is the diaObjectId (of ``diaObject``, else of ``diaSource``). A solar-system alert
+    without one has stock ``content_id("LSST:ssObject", ssObjectId)`` and name ``ssObject:<id>``.
+    ValueError when the alert has neither id.
+    """
+    source = record["diaSource"]
+    obj = record.get("diaObject")
+    object_id: Any = obj.get("diaObjectId") if obj else None
+    if not _present(object_id):
+        object_id = source.get("diaObjectId")
+    ss_id: Any = source.get("ssObjectId")
+    for key in ("ssSource", "ssObject"):
+        if not _present(ss_id) and record.get(key):
+            ss_id = record[key].get("ssObjectId")
+    dia_id = int(object_id) if _present(object_id) else None
+    sso_id = int(ss_id) if _present(ss_id) else None
+    if dia_id is not None:
+        return dia_id, str(dia_id), dia_id, sso_id
+    if sso_id is not None:
+        return content_id("LSST:ssObject", sso_id), f"ssObject:{sso_id}", None, sso_id
+    raise ValueError("alert has neither a diaObjectId nor an ssObjectId")
+
+
+class LSSTAlertFormat(BaseModel):
+    """Rubin/LSST and ELAsTiCC alerts, schema detected (see module docstring and docs/lsst.md).
+
+    ``datapoints[0]`` is the triggering diaSource, then prvDiaSources, prvDiaForcedSources,
+    prvDiaNondetectionLimits and the diaObject (one datapoint per distinct source id). The alert id
+    is the triggering diaSourceId; ``extra`` holds ``schema``, ``diaObjectId``, ``ssObjectId``,
+    ``alertId`` (7.x, ELAsTiCC), ``observation_reason``, ``target_name`` (9.0+) where present, and
+    ``tags``; ``blobs`` holds the cutouts.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_candidates: ClassVar[tuple[str, ...]] = avro_schemas.SHIPPED_SCHEMAS
+
+    schema_version: str | None = Field(None, description=(
+        "Decode schemaless bodies with this shipped schema (e.g. 'lsst.v9_0') instead of detecting it; "
+        "Avro containers must then carry this version."))
+    schema_ids: dict[int, str] = Field(default_factory=lambda: dict(avro_schemas.RUBIN_REGISTRY_IDS), description=(
+        "Confluent schema-registry id -> shipped schema, for wire-format messages. Default: Rubin's "
+        "MAJOR*100+MINOR ids. Unknown ids fall back to trying the shipped schemas."))
+    candidates: list[str] | None = Field(None, description=(
+        "Shipped schemas tried, in order, on schemaless bodies of unknown schema; default: all, newest first."))
+    cutouts: bool = Field(True, description="Keep the cutout images as alert blobs.")
+    dia_object: bool = Field(True, description="Make the diaObject a datapoint (tag LSST_OBJ).")
+
+    _last: str | None = PrivateAttr(None)  # the schema that matched last: tried first next time
+    _containers: avro_schemas.ContainerReader = PrivateAttr(default_factory=avro_schemas.ContainerReader)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _shipped(cls, name: str | None) -> str | None:
+        return None if name is None else avro_schemas.check_name(name)
+
+    @field_validator("schema_ids")
+    @classmethod
+    def _shipped_values(cls, table: dict[int, str]) -> dict[int, str]:
+        for name in table.values():
+            avro_schemas.check_name(name)
+        return table
+
+    @field_validator("candidates")
+    @classmethod
+    def _shipped_list(cls, names: list[str] | None) -> list[str] | None:
+        for name in names or ():
+            avro_schemas.check_name(name)
+        return names
+
+    # decoding ------------------------------------------------------------------------------------
+
+    def decode(self, payload: bytes, origin: str) -> list[Alert]:
+        """All alerts in ``payload``; AlertDecodeError with the reason when it cannot be read."""
+        data = self._gunzip(payload, origin)
+        if data[:4] == AVRO_MAGIC:
+            records, schema = self._container(data, origin)
+        elif data[:4] == PARQUET_MAGIC:
+            records, schema = self._parquet(data, origin)
+        elif data[:1] == b"\x00" and len(data) > WIRE_HEADER:
+            records, schema = self._wire(data, origin)
+        elif data:
+            schema, record = self._schemaless(data, origin, "schemaless body")
+            records = [record]
+        else:
+            raise AlertDecodeError(f"{origin}: empty payload")
+        alerts = []
+        for index, record in enumerate(records):
+            try:
+                alerts.append(self.alert(record, schema))
+            except Exception as error:  # a record that does not fit the mapping (missing field, bad type)
+                what = f"missing field {error}" if isinstance(error, KeyError) else avro_schemas.describe(error)
+                raise AlertDecodeError(f"{origin}: alert {index} ({schema or 'unknown schema'}): {what}") from None
+        return alerts
+
+    @staticmethod
+    def _gunzip(payload: bytes, origin: str) -> bytes:
+        if payload[:2] != GZIP_MAGIC:
+            return payload
+        try:
+            return gzip.decompress(payload)
+        except Exception as error:  # BadGzipFile, EOFError, zlib.error
+            raise AlertDecodeError(f"{origin}: corrupt gzip data: {avro_schemas.describe(error)}") from None
+
+    def _container(self, data: bytes, origin: str) -> tuple[list[dict[str, Any]], str | None]:
+        try:
+            records, writer_schema = self._containers.read(data)
+            schema = avro_schemas.container_schema_name(writer_schema if isinstance(writer_schema, dict) else {})
+        except Exception as error:  # fastavro raises many types on corrupt containers
+            raise AlertDecodeError(f"{origin}: unreadable Avro container: {avro_schemas.describe(error)}") from None
+        if self.schema_version and schema != self.schema_version:
+            raise AlertDecodeError(f"{origin}: Avro container holds {schema or 'an unknown schema'}, but the "
+                                   f"format is configured for {self.schema_version}")
+        if not records:
+            raise AlertDecodeError(f"{origin}: Avro container holds no alert")
+        if not all(isinstance(r, dict) and "diaSource" in r for r in records):
+            raise AlertDecodeError(f"{origin}: Avro container does not hold alerts (no 'diaSource' record)")
+        return records, schema
+
+    @staticmethod
+    def _parquet(data: bytes, origin: str) -> tuple[list[dict[str, Any]], str]:
+        try:
+            import pyarrow.parquet  # type: ignore[import-untyped]
+        except ImportError:
+            raise AlertDecodeError(f"{origin}: Parquet alerts need pyarrow: pip install 'ampel-plugin-lsst[parquet]'") from None
+        try:
+            records = pyarrow.parquet.read_table(io.BytesIO(data)).to_pylist()
+        except Exception as error:
+            raise AlertDecodeError(f"{origin}: unreadable Parquet file: {avro_schemas.describe(error)}") from None
+        if not records or not all(isinstance(r.get("diaSource"), dict) for r in records):
+            raise AlertDecodeError(f"{origin}: Parquet file does not hold alerts (no 'diaSource' column)")
+        family = "elasticc" if "midPointTai" in records[0]["diaSource"] else "lsst"
+        return records, f"{family} (parquet)"
+
+    def _wire(self, data: bytes, origin: str) -> tuple[list[dict[str, Any]], str]:
+        schema_id = int.from_bytes(data[1:WIRE_HEADER], "big")
+        body = data[WIRE_HEADER:]
+        name = self.schema_ids.get(schema_id)
+        if name is not None:
+            try:
+                return [avro_schemas.read_exact(body, name)], name
+            except ValueError as error:
+                raise AlertDecodeError(f"{origin}: wire-format message with schema id {schema_id} "
+                                       f"({name}): {error}") from None
+        try:
+            name, record = self._schemaless(body, origin, f"wire-format message with unknown schema id {schema_id}")
+        except AlertDecodeError as as_wire:
+            try:  # a bare schemaless body may start with byte 0 too (an id or alertId of 0)
+                name, record = self._schemaless(data, origin, "schemaless body")
+            except AlertDecodeError as as_bare:
+                raise AlertDecodeError(f"{as_wire}; nor is it a {str(as_bare).removeprefix(f'{origin}: ')}") from None
+        return [record], name
+
+    def _schemaless(self, body: bytes, origin: str, what: str) -> tuple[str, dict[str, Any]]:
+        if self.schema_version:
+            candidates: tuple[str, ...] = (self.schema_version,)
+        else:
+            candidates = tuple(self.candidates or self.default_candidates)
+            if self._last in candidates:
+                candidates = (self._last, *(c for c in candidates if c != self._last))
+        reasons = []
+        for name in candidates:
+            try:
+                record = avro_schemas.read_exact(body, name)
+            except ValueError as error:
+                reasons.append(str(error))
+                continue
+            self._last = name
+            return name, record
+        raise AlertDecodeError(f"{origin}: {what} of {len(body)} bytes matches no shipped schema: "
+                               + "; ".join(reasons))
+
+    # records -> alert --------------------------------------------------------------------------
+
+    def alert(self, record: dict[str, Any], schema: str | None) -> Alert:
+        """The `Alert` of one decoded alert record (``schema``: its namespace, for ``extra``)."""
+        source = record["diaSource"]
+        names = field_names(source)
+        stock, stock_name, object_id, ss_id = stock_of(record)
+        tags: tuple[str, ...] = (TAG_SURVEY, TAG_ELASTICC) if names is ELASTICC_FIELDS else (TAG_SURVEY,)
+        solar_system = ss_id is not None or bool(record.get("ssSource") or record.get("ssObject"))
+        if solar_system:
+            tags = (*tags, TAG_SOLAR_SYSTEM)
+
+        trigger = datapoints.detection(source, stock, names, tags)
+        points: list[DataPoint] = [trigger]
+        seen = {trigger.id}
+        for previous in record.get("prvDiaSources") or ():
+            _add(points, seen, datapoints.detection(previous, stock, names, tags))
+        for measured in record.get("prvDiaForcedSources") or ():
+            _add(points, seen, datapoints.forced(measured, stock, names, tags))
+        for limit in record.get("prvDiaNondetectionLimits") or ():
+            _add(points, seen, datapoints.upper_limit(limit, stock, names, tags))
+        obj = record.get("diaObject")
+        if obj and self.dia_object:
+            earliest = min(dp.time for dp in points)
+            _add(points, seen, datapoints.dia_object(obj, stock, earliest, tags))
+
+        extra: dict[str, Any] = {"schema": schema, "diaObjectId": object_id, "ssObjectId": ss_id,
+                                 "tags": [t for t in tags if t != TAG_SURVEY]}
+        if "alertId" in record:
+            extra["alertId"] = record["alertId"]
+        for key in EXTRA_FIELDS:
+            if record.get(key) is not None:
+                extra[key] = record[key]
+        blobs = {key: record[key] for key in CUTOUTS if self.cutouts and record.get(key)}
+        return Alert(id=trigger.id, stock=stock, stock_name=stock_name, datapoints=points, extra=extra, blobs=blobs)
+
+
+def _add(points: list[DataPoint], seen: set[int], datapoint: DataPoint) -> None:
+    if datapoint.id not in seen:
+        seen.add(datapoint.id)
+        points.append(datapoint)
+
+
+class ElasticcAlertFormat(LSSTAlertFormat):
+    """`LSSTAlertFormat` that tries only the ELAsTiCC schemas on schemaless bodies (v0.9.1, then v0.9)."""
+
+    default_candidates: ClassVar[tuple[str, ...]] = avro_schemas.ELASTICC_SCHEMAS

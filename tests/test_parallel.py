@@ -1,0 +1,390 @@
+"""Parallel execution against one store: ``ampel job --workers N`` (SQLite and PostgreSQL),
+``--executor dask`` (a LocalCluster), and ``ampel worker t2 --concurrency N`` as real processes:
+identical results to a one-process run, every ticket executed exactly once, a SIGKILLed worker's
+ticket finished elsewhere after its lease, SIGTERM finishing the current ticket."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from ampel_core.engine import run_job
+from ampel_core.errors import AmpelError
+from ampel_core.jobs import load_job
+from ampel_core.parallel import SQLITE_MAX_WORKERS, check_store, partition_of, run_job_parallel
+from ampel_core.provenance import canonical_json
+from ampel_core.store import open_store
+
+try:
+    import ampel_postgres.plugin
+    from ampel_postgres.testing import postgres_url, scratch_schema  # noqa: F401 - fixture
+except ImportError:  # pragma: no cover - the PostgreSQL tests then fail, naming what is missing
+    ampel_postgres = None  # type: ignore[assignment]
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def postgres(postgres_url: str, register_plugin: Any) -> Iterator[str]:
+    """A fresh PostgreSQL store URL, with the store plugin registered in the test's plugin manager."""
+    register_plugin(ampel_postgres.plugin, "ampel-plugin-postgres")
+    with scratch_schema(postgres_url) as url:
+        yield url
+
+
+# data --------------------------------------------------------------------------------------------
+
+
+def write_nights(folder: Path, stocks: int = 36, nights: int = 6, seed: int = 7) -> Path:
+    """ZTF-like alerts in the core JSON format, one file per night: each object is seen on several
+    nights, each alert carrying the object's whole history (detections, upper limits, public and
+    private photometry), so one object's alerts are spread over many files. Plus one unreadable file."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    history: dict[str, list[dict[str, Any]]] = {f"ZTF24sim{i:04d}": [] for i in range(stocks)}
+    for night in range(nights):
+        lines = []
+        for name in rng.sample(sorted(history), k=stocks * 2 // 3):
+            for number in range(rng.choice((1, 1, 2))):
+                upper = rng.random() < 0.25
+                flux = None if upper else round(rng.uniform(200, 5000), 3)
+                # every alert has public photometry: a channel that sees none of it would make the
+                # empty state, which all stocks share (see test_empty_states_... below)
+                program = "ZTF_PUB" if number == 0 else rng.choice(("ZTF_PUB", "ZTF_PRIV"))
+                point = {"time": 60300.0 + night + rng.random() * 0.5, "band": rng.choice(("ztfg", "ztfr", "ztfi")),
+                         "flux": flux, "flux_err": round(rng.uniform(10, 60), 3), "zp": 25.0, "zpsys": "ab",
+                         "upper_limit": upper, "tags": ["ZTF", program]}
+                history[name].insert(0, point)
+                lines.append(json.dumps({"stock": name, "datapoints": history[name][:12]}))
+        (folder / f"night-{night:02d}.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "night-99.jsonl").write_text('{"stock": "broken", "datapoints": [{"time": "never"}]}\n')
+    return folder
+
+
+def job_document(store: str, alerts: Path, batch_size: int = 5) -> dict[str, Any]:
+    return {
+        "name": "parallel", "store": store,
+        "channels": [
+            {"name": "ALL", "t2": [{"unit": "T2LightCurveSummary"}]},
+            {"name": "PUBLIC", "access": ["ZTF_PUB"], "filter": {"unit": "MinDetectionsFilter",
+                                                                 "config": {"min_detections": 2}},
+             "t2": [{"unit": "T2LightCurveSummary"}]},
+        ],
+        "tasks": [{"tier": 0, "source": {"name": "files", "config": {"paths": [str(alerts)]}}, "format": {"name": "json"},
+                   "batch_size": batch_size},
+                  {"tier": 2, "batch_size": 4},
+                  {"tier": 3, "select": {"channel": "PUBLIC"}, "react": [{"unit": "T3TableReport", "config": {"show": False}}]}],
+    }
+
+
+def fingerprint(url: str) -> dict[str, Any]:
+    """Everything a run produced except row ids, times and run ids."""
+    store = open_store(url)
+    query = store.execute  # type: ignore[attr-defined]
+    pairs = query("SELECT DISTINCT stock, channel FROM channel_states")
+    found = {
+        "datapoints": sorted(query("SELECT id, stock, tags, body, alert FROM datapoints")),
+        "states": sorted(query("SELECT id, stock, datapoints FROM states")),
+        "state sequences": {(stock, channel): [s for _, s, _, _ in store.channel_states(stock, channel)]
+                            for stock, channel in pairs},
+        "tickets": sorted(query("SELECT unit, trace, link_kind, link, version, stock, channel, status, attempts FROM tickets")),
+        "results": sorted((r.unit, r.trace, r.link_kind, r.link, r.stock, r.status, canonical_json(r.body))
+                          for _, r in store.results()),
+        "journal": sorted(query("SELECT stock, tier, action, channel, trace, alert, detail FROM journal")),
+        "rejected": sorted(query("SELECT alert, channel, stock, code, reason FROM rejected")),
+        "quarantine": sorted(query("SELECT id, origin, reason FROM quarantine")),
+    }
+    store.close()
+    return found
+
+
+def counters(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in summary.items() if k not in ("run", "t0_seconds", "wall_seconds", "alerts_per_second")}
+
+
+# partitions and stores ---------------------------------------------------------------------------
+
+
+def test_partitions_are_stable_and_balanced() -> None:
+    stocks = range(10_000, 30_000)  # consecutive ids: a plain modulo would be fine, structured ids not
+    for count in (2, 3, 4):
+        sizes = Counter(partition_of(s, count) for s in stocks)
+        assert set(sizes) == set(range(count))
+        assert max(sizes.values()) < 1.1 * min(sizes.values())
+    assert partition_of(2**62 + 5, 4) == partition_of(2**62 + 5, 4)
+    assert partition_of(-7, 3) in range(3)
+
+
+def test_which_stores_can_serve_several_processes(tmp_path: Path) -> None:
+    note = check_store(f"sqlite:///{tmp_path}/s.db", 2)
+    assert note is not None and "SQLite" in note and "lock" in note
+    assert check_store("postgresql://db/ampel", 64, "dask", "tcp://10.0.0.1:8786") is None
+    with pytest.raises(AmpelError, match="in-memory SQLite"):
+        check_store("sqlite:///:memory:", 2)
+    with pytest.raises(AmpelError, match=rf"at most {SQLITE_MAX_WORKERS}.*PostgreSQL"):
+        check_store(f"sqlite:///{tmp_path}/s.db", SQLITE_MAX_WORKERS + 1)
+    with pytest.raises(AmpelError, match=r"other hosts.*PostgreSQL"):
+        check_store(f"sqlite:///{tmp_path}/s.db", 2, "dask", "tcp://10.0.0.1:8786")
+
+
+# identical results -------------------------------------------------------------------------------
+
+
+def test_workers_and_backends_give_identical_results(tmp_path: Path, postgres: str) -> None:
+    alerts = write_nights(tmp_path / "alerts")
+    reference_url = f"sqlite:///{tmp_path / 'one.db'}"
+    reference = run_job(load_job(job_document(reference_url, alerts))).as_dict()
+    assert reference["quarantined"] == 1 and reference["records"] == 7 and reference["tickets_done"] > 100
+    expected = fingerprint(reference_url)
+    runs = {
+        "sqlite, 2 workers": (f"sqlite:///{tmp_path / 'two.db'}", 2),
+        "sqlite, 3 workers": (f"sqlite:///{tmp_path / 'three.db'}", 3),
+        "postgresql, 1 process": (postgres, 1),
+    }
+    for label, (url, workers) in runs.items():
+        document = job_document(url, alerts)
+        summary = (run_job(load_job(document)) if workers == 1 else run_job_parallel(load_job(document), workers)).as_dict()
+        assert counters(summary) == counters(reference), label
+        got = fingerprint(url)
+        for part in expected:
+            assert got[part] == expected[part], f"{label}: {part} differ"
+        assert len(open_store(url).runs()) == 1, f"{label}: one run record"
+
+
+def test_postgresql_workers_and_dask_give_identical_results(tmp_path: Path, postgres: str, postgres_url: str) -> None:
+    alerts = write_nights(tmp_path / "alerts", seed=11)
+    reference_url = f"sqlite:///{tmp_path / 'one.db'}"
+    reference = run_job(load_job(job_document(reference_url, alerts))).as_dict()
+    expected = fingerprint(reference_url)
+    summary = run_job_parallel(load_job(job_document(postgres, alerts)), 2).as_dict()
+    assert counters(summary) == counters(reference)
+    assert fingerprint(postgres) == expected
+    with scratch_schema(postgres_url) as dask_url:
+        progress: Counter[str] = Counter()
+        summary = run_job_parallel(load_job(job_document(dask_url, alerts)), 2, "dask",
+                                   progress=lambda label, n: progress.update({label: n})).as_dict()
+        assert counters(summary) == counters(reference)
+        assert progress["T0 alerts"] == reference["alerts"] and progress["T2 tickets"] == reference["tickets_done"]
+        assert fingerprint(dask_url) == expected
+        store = open_store(dask_url)
+        [run] = store.runs()
+        assert run.status == "ok" and run.summary["tickets_done"] == reference["tickets_done"]
+        assert store.reports(run.id)[0][2]["rows"] == reference_rows(reference_url)  # type: ignore[attr-defined]
+        store.close()
+
+
+def test_empty_states_do_not_collide_across_stocks(tmp_path: Path, ampel_manager: Any) -> None:
+    alerts = tmp_path / "private.jsonl"
+    alerts.write_text("".join(json.dumps({"stock": name, "datapoints": [
+        {"time": 60300.0, "band": "ztfg", "flux": 900.0, "flux_err": 20.0, "tags": ["ZTF_PRIV"]}]}) + "\n"
+        for name in ("ZTF24priv1", "ZTF24priv2")))
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    document = job_document(url, alerts)
+    document["channels"][1]["filter"] = {"unit": "AcceptAll"}
+    run_job(load_job(document))
+    store = open_store(url)
+    stocks = store.select_stocks("PUBLIC")
+    assert len(stocks) == 2
+    # a channel that sees none of a stock's datapoints has no state of it (an empty state would be
+    # one id shared by every stock), and so schedules nothing for it
+    assert not any(store.channel_states(stock, "PUBLIC") for stock in stocks)
+    assert all(len(store.channel_states(stock, "ALL")) == 1 for stock in stocks)
+    assert store.counts()["states"] == store.counts()["tickets"] == 2  # ALL's, one per stock
+
+
+def reference_rows(url: str) -> int:
+    store = open_store(url)
+    rows = store.reports(store.runs()[0].id)[0][2]["rows"]  # type: ignore[attr-defined]
+    store.close()
+    return int(rows)
+
+
+def test_cli_job_with_workers(tmp_path: Path, sample_alerts: Path) -> None:
+    job_file = tmp_path / "job.yml"
+    job_file.write_text(json.dumps(job_document(f"sqlite:///{tmp_path / 'store.db'}", sample_alerts)))
+    summary_file = tmp_path / "summary.json"
+    done = subprocess.run([sys.executable, "-m", "ampel_core.cli", "job", str(job_file), "--workers", "2",
+                           "--no-progress", "--summary-json", str(summary_file)],
+                          capture_output=True, text=True, timeout=120, cwd=REPOSITORY)
+    assert done.returncode == 0, done.stderr
+    assert "SQLite store: 2 processes" in done.stderr and "run summary" not in done.stderr
+    summary = json.loads(summary_file.read_text())
+    assert summary["alerts"] == 46 and summary["status"] == "ok" and summary["tickets_done"] > 0
+    refused = subprocess.run([sys.executable, "-m", "ampel_core.cli", "job", str(job_file), "--workers", "2",
+                              "--store", "sqlite:///:memory:", "--no-progress"],
+                             capture_output=True, text=True, timeout=120, cwd=REPOSITORY)
+    assert refused.returncode == 2 and "in-memory SQLite" in refused.stderr
+
+
+# T2 workers as real processes ---------------------------------------------------------------------
+
+PROBE_MODULE = '''
+"""A T2 unit that logs each execution and can be made slow (tests of worker processes)."""
+import os
+import time
+
+from ampel_core.hookspecs import hookimpl
+from ampel_core.units import StateUnit
+
+
+class T2Probe(StateUnit):
+    """Appends "start PID STATE" and "end PID STATE" to ``log`` around each execution and sleeps
+    $PROBE_SECONDS (default 0) in between."""
+
+    log: str
+
+    def process(self, state):
+        self._write(f"start {os.getpid()} {state.id}")
+        time.sleep(float(os.environ.get("PROBE_SECONDS", "0")))
+        self._write(f"end {os.getpid()} {state.id}")
+        return {"datapoints": len(state.datapoints)}
+
+    def _write(self, line):
+        descriptor = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(descriptor, (line + "\\n").encode())
+        finally:
+            os.close(descriptor)
+
+
+@hookimpl
+def ampel_units():
+    return ["ampel_probe_units:T2Probe"]
+'''
+
+# a worker process: the installed plugins plus the probe unit, then the real `ampel` command line
+BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import ampel_probe_units as probe; "
+             "from ampel_core import plugins; plugins.register(plugins.get_manager(), probe, 'ampel-probe-units'); "
+             "from ampel_core.cli import main; main(sys.argv[1:])")
+
+
+@pytest.fixture(scope="session")
+def probe_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("probe")
+    (folder / "ampel_probe_units.py").write_text(PROBE_MODULE)
+    return folder
+
+
+@pytest.fixture
+def probe(probe_folder: Path, register_plugin: Any) -> ModuleType:
+    if str(probe_folder) not in sys.path:
+        sys.path.insert(0, str(probe_folder))
+    import ampel_probe_units
+
+    register_plugin(ampel_probe_units, "ampel-probe-units")
+    return ampel_probe_units
+
+
+def make_tickets(store: str, log: Path, tmp_path: Path, count: int) -> list[str]:
+    """Ingest ``count`` one-alert objects whose channel runs T2Probe: ``count`` state tickets."""
+    alerts = tmp_path / "tickets.jsonl"
+    alerts.write_text("".join(json.dumps({"stock": f"ZTF24tkt{i:05d}", "datapoints": [
+        {"time": 60300.0 + i / count, "band": "ztfg", "flux": 1000.0 + i, "flux_err": 20.0}]}) + "\n" for i in range(count)))
+    document = {"name": "tickets", "store": store,
+                "channels": [{"name": "PROBE", "t2": [{"unit": "T2Probe", "config": {"log": str(log)}}]}],
+                "tasks": [{"tier": 0, "source": {"name": "files", "config": {"paths": [str(alerts)]}},
+                           "format": {"name": "json"}, "batch_size": 500}]}
+    run_job(load_job(document))
+    opened = open_store(store)
+    states = [link for _, _, link, _, _, _ in opened.tickets()]  # type: ignore[attr-defined]
+    opened.close()
+    assert len(states) == count
+    return states
+
+
+def worker(probe_folder: Path, store: str, *options: str, seconds: float = 0.0) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", BOOTSTRAP, str(probe_folder), "worker", "t2", "--store", store, *options],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPOSITORY,
+                            env={**os.environ, "PROBE_SECONDS": str(seconds)})
+
+
+def executions(log: Path) -> tuple[Counter[str], Counter[str]]:
+    """How often each state was started and finished by a unit execution."""
+    lines = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+    return Counter(s for kind, _, s in lines if kind == "start"), Counter(s for kind, _, s in lines if kind == "end")
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_four_worker_processes_execute_every_ticket_once(backend: str, tmp_path: Path, probe: ModuleType,
+                                                          request: pytest.FixtureRequest) -> None:
+    store = request.getfixturevalue("postgres") if backend == "postgresql" else f"sqlite:///{tmp_path / 'store.db'}"
+    log = tmp_path / "executions.log"
+    states = make_tickets(store, log, tmp_path, 2000)
+    process = worker(Path(probe.__file__).parent, store, "--concurrency", "4", "--idle-exit", "--batch-size", "5")
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert "2000 done, 0 failed" in stderr
+    started, finished = executions(log)
+    assert started == finished == Counter(states)  # each ticket ran exactly once
+    assert len({line.split()[1] for line in log.read_text().splitlines()}) == 4  # in four processes
+    opened = open_store(store)
+    assert opened.ticket_status() == {"done": 2000}
+    assert Counter(r.link for _, r in opened.results()) == Counter(states)
+    runs = opened.runs()
+    assert runs[-1].status == "ok" and runs[-1].summary["tickets_done"] == 2000 and runs[-1].job["concurrency"] == 4
+    opened.close()
+
+
+def test_a_killed_workers_ticket_completes_elsewhere_after_its_lease(tmp_path: Path, probe: ModuleType,
+                                                                      postgres: str) -> None:
+    folder = Path(probe.__file__).parent
+    log = tmp_path / "executions.log"
+    states = make_tickets(postgres, log, tmp_path, 20)
+    doomed = worker(folder, postgres, "--lease", "3", "--batch-size", "1", seconds=60)
+    wait_for(lambda: executions(log)[0], 30, "the first worker to start a ticket")
+    [victim] = executions(log)[0]
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(10)
+    survivor = worker(folder, postgres, "--lease", "30", "--batch-size", "2", "--idle-exit")
+    _, stderr = survivor.communicate(timeout=120)
+    assert survivor.returncode == 0, stderr
+    started, finished = executions(log)
+    assert started[victim] == 2 and finished[victim] == 1  # killed mid-ticket, then run again elsewhere
+    assert finished == Counter(states)
+    store = open_store(postgres)
+    assert store.ticket_status() == {"done": 20}
+    assert Counter(r.link for _, r in store.results()) == Counter(states)
+    [(_, _, _, _, attempts, _)] = [t for t in store.tickets() if t[2] == victim]  # type: ignore[attr-defined]
+    assert attempts == 2
+    store.close()
+
+
+def test_sigterm_finishes_the_current_ticket_and_exits(tmp_path: Path, probe: ModuleType, postgres: str) -> None:
+    folder = Path(probe.__file__).parent
+    log = tmp_path / "executions.log"
+    make_tickets(postgres, log, tmp_path, 30)
+    process = worker(folder, postgres, "--concurrency", "2", "--batch-size", "3", seconds=0.6)
+    wait_for(lambda: sum(executions(log)[0].values()) >= 3, 60, "both workers to be busy")
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "(stopped)" in stderr
+    started, finished = executions(log)
+    assert started == finished and 0 < sum(finished.values()) < 30  # what was started was finished
+    store = open_store(postgres)
+    status = store.ticket_status()
+    assert status.get("running", 0) == 0  # unstarted claimed tickets were handed back
+    assert status["done"] == sum(finished.values()) and status["pending"] == 30 - status["done"]
+    run = store.runs()[-1]
+    assert run.status == "stopped" and run.summary["tickets_done"] == status["done"]
+    store.close()
