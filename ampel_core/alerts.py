@@ -136,7 +136,8 @@ class JsonAlertFormat(BaseModel):
     "band": "ztfg", "flux": 1200.0, "flux_err": 30.0, "zp": 25.0, "zpsys": "ab", "mag": 17.3,
     "mag_err": 0.03, "upper_limit": false, "tags": ["MY_SURVEY"], "extra": {...}}, ...]}``
 
-    ``stock`` is the object's name; its stock id is derived from it. Datapoint ``id`` and alert
+    ``stock`` is the object's name; its stock id is derived from it. Optional alert ``tags`` are added
+    to the stock's tags. Datapoint ``id`` and alert
     ``id`` are optional: missing ones are content hashes. The first datapoint triggered the alert.
     """
 
@@ -174,4 +175,5 @@ class JsonAlertFormat(BaseModel):
         if not datapoints:
             raise ValueError("alert has no datapoints")
         alert_id = int(doc["id"]) if "id" in doc else content_id(name, datapoints[0].id)
-        return Alert(id=alert_id, stock=stock, stock_name=name, datapoints=datapoints, extra=doc.get("extra", {}))
+        return Alert(id=alert_id, stock=stock, stock_name=name, datapoints=datapoints, extra=doc.get("extra", {}),
+                     tags=tuple(doc.get("tags", ())))

@@ -279,3 +279,16 @@ def test_job_errors_name_the_problem(tmp_path: Path, sample_alerts: Path, ampel_
         run_job(load_job(job(tmp_path, sample_alerts, [{"name": "C", "t2": [{"unit": "T2Nope"}]}])))
     overridden = load_job({"parameters": {"n": 1}, "tasks": [{"tier": 2, "batch_size": "${n}"}]}, {"n": 9})
     assert overridden.tasks[0].batch_size == 9
+
+
+def test_alert_tags_become_stock_tags_for_selection(tmp_path: Path, ampel_manager) -> None:
+    alerts = tmp_path / "tagged.jsonl"
+    alerts.write_text(ONE_ALERT.replace('"stock": "X1",', '"stock": "X1", "tags": ["SSO"],')
+                      + ONE_ALERT.replace("X1", "X2").replace('"id": 10', '"id": 11').replace('"id": 1,', '"id": 2,'))
+    document = job(tmp_path, alerts, [{"name": "ALL"}], [
+        {"tier": 0, "source": {"name": "files", "config": {"paths": [str(alerts)]}}, "format": {"name": "json"}}])
+    run_job(load_job(document))
+    store = open_store(document["store"])
+    [tagged] = store.select_stocks(tags=["SSO"])
+    assert store.get_stock(tagged).names == ("X1",) and store.get_stock(tagged).tags == ("SSO",)
+    assert len(store.select_stocks(channel="ALL")) == 2

@@ -243,15 +243,15 @@ class LSSTAlertFormat(BaseModel):
             earliest = min(dp.time for dp in points)
             _add(points, seen, datapoints.dia_object(obj, stock, earliest, tags))
 
-        extra: dict[str, Any] = {"schema": schema, "diaObjectId": object_id, "ssObjectId": ss_id,
-                                 "tags": [t for t in tags if t != TAG_SURVEY]}
+        extra: dict[str, Any] = {"schema": schema, "diaObjectId": object_id, "ssObjectId": ss_id}
         if "alertId" in record:
             extra["alertId"] = record["alertId"]
         for key in EXTRA_FIELDS:
             if record.get(key) is not None:
                 extra[key] = record[key]
         blobs = {key: record[key] for key in CUTOUTS if self.cutouts and record.get(key)}
-        return Alert(id=trigger.id, stock=stock, stock_name=stock_name, datapoints=points, extra=extra, blobs=blobs)
+        return Alert(id=trigger.id, stock=stock, stock_name=stock_name, datapoints=points, extra=extra, blobs=blobs,
+                     tags=tuple(t for t in tags if t != TAG_SURVEY))
 
 
 def _add(points: list[DataPoint], seen: set[int], datapoint: DataPoint) -> None:
