@@ -74,7 +74,7 @@ class KafkaSource(BaseModel):
         for partition in partitions:
             self._pending.pop((partition.topic, partition.partition), None)
 
-    def __iter__(self) -> Iterator[SourceRecord]:
+    def __iter__(self) -> Iterator[SourceRecord]:  # type: ignore[override]  # not pydantic's field iteration
         consumer = self.connect()
         self._finished = False
         received, last_message = 0, time.monotonic()

@@ -203,7 +203,7 @@ def _state_inputs(alerts: Sequence[Alert], edge_cases: bool) -> Iterator[tuple[s
     if not edge_cases or not alerts:
         return
     for alert in alerts:
-        detections = [dp for dp in alert.datapoints if not dp.upper_limit]
+        detections = [dp for dp in alert.datapoints if dp.is_detection]
         if detections:
             yield f"edge case: a state of one detection of {alert.stock_name}", alert, (detections[0],)
             break
@@ -240,9 +240,11 @@ class _Runner:
         started = time.perf_counter()
         try:
             output = function(*args)
-        except Exception:
+        except Exception as error:
             output = _FAILED
-            self.report.add(EXCEPTION, label, traceback.format_exc())
+            # the traceback from the unit's own frame on: this checker's frame is noise to its author
+            self.report.add(EXCEPTION, label, "".join(traceback.format_exception(error.with_traceback(
+                error.__traceback__.tb_next if error.__traceback__ else None))))
         self.report.times.append(time.perf_counter() - started)
         self.report.calls += 1
         return output
@@ -422,8 +424,9 @@ def assert_unit_contract(unit: Unit | type[Unit] | str, alerts: Iterable[Alert],
 
 def read_alerts(paths: str | Path | Sequence[str | Path], format: str = "json",
                 format_config: Mapping[str, Any] | None = None, limit: int | None = None,
-                registry: Registry | None = None) -> list[Alert]:
-    """Decode the alerts in files, directories or tar archives with a registered alert format.
+                registry: Registry | None = None, pattern: str = "*") -> list[Alert]:
+    """Decode the alerts in files, directories or tar archives with a registered alert format;
+    ``pattern`` (fnmatch) selects file names inside directories and archives.
 
     AmpelError names the record that cannot be decoded, so a check never runs on half the input.
     """
@@ -435,11 +438,12 @@ def read_alerts(paths: str | Path | Sequence[str | Path], format: str = "json",
         paths = [paths]
     decoder = build_component(registry or get_registry(), "formats", format, dict(format_config or {}))
     alerts: list[Alert] = []
-    for record in FileSource(paths=[str(p) for p in paths]):
+    for record in FileSource(paths=[str(p) for p in paths], pattern=pattern):
         try:
             alerts.extend(decoder.decode(record.payload, record.origin))
         except AlertDecodeError as error:
-            raise AmpelError(f"alerts: {error} (is '{format}' the right --format?)") from None
+            raise AmpelError(f"alerts: {error} (is '{format}' the right alert format? Are other files among "
+                             "the alerts? Select the alert files with a pattern.)") from None
         if limit is not None and len(alerts) >= limit:
             return alerts[:limit]
     return alerts

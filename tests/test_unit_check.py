@@ -295,3 +295,15 @@ def test_undecodable_alerts_name_the_record(tmp_path: Path, ampel_manager: objec
     bad.write_text('{"stock": "x", "datapoints": []}\n')
     with pytest.raises(Exception, match=r"bad.jsonl line 1: .*no datapoints"):
         read_alerts(bad)
+
+
+def test_pattern_selects_the_alert_files_of_a_folder(split_alerts: Path, ampel_manager: object,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    (split_alerts / "README.md").write_text("# where these alerts came from\n")
+    assert len(read_alerts(split_alerts, pattern="*.json")) == 46
+    with pytest.raises(SystemExit) as exit_info:
+        main(["unit", "check", "AcceptAll", "--alerts", str(split_alerts)])
+    assert exit_info.value.code == 2 and "README.md line 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["unit", "check", "AcceptAll", "--alerts", str(split_alerts), "--pattern", "*.json"])
+    assert exit_info.value.code == 0 and "calls: 47" in capsys.readouterr().out

@@ -1,0 +1,355 @@
+"""T0 throughput on real ZTF alerts: decoding alone against the full T0 path, and memory.
+
+Run on demand:  python tests/benchmarks/t0_throughput.py [--alerts 5000] [--rss 2000 20000]
+                [--repeat 3] [--clock cpu|wall] [--workdir DIR] [--profile] [--keep]
+
+The alerts are the readable ZTF Avro files of ../shared/data/ztf_alerts (the IPAC simulations
+left out), or docs/examples/data/ztf without it. Two sets are built in a temporary folder:
+(i) "repeated": the files copied (hard-linked) ``copies`` times, byte for byte; (ii) "unique": each
+copy re-written with the same writer schema and codec but new objectIds and new candids (candidate,
+top level and prv_candidates, consistently within a copy), so every copy is a new object.
+
+Measured on the same files, each in a fresh process reading them from disk:
+- decode only: `fastavro.reader` over every container (the reference), and this plugin's
+  `ZTFAlertFormat.decode` (container reading with cached schemas plus the datapoint mapping);
+- full T0: ``ampel_core.engine.run_job`` with a T0 task (decode, filters, ingest into a new SQLite
+  store, T1 states, T2 tickets) with 1 and with 10 channels, each a ZTFDecentFilter configured to
+  let nearly every alert through (every check runs; the most ingest work) and T2LightCurveSummary;
+- peak RSS (ru_maxrss of the process) of the full T0 streaming 2,000 and 20,000 unique alerts.
+``--profile`` adds a cProfile breakdown of the full T0 (unique set, 1 channel) by where time goes.
+
+Rates are alerts per second of the process's CPU time (``--clock wall``: wall-clock time; on a
+machine shared with other work the CPU time is the fair measure; both are printed), the fastest of
+``--repeat`` runs. Prints one table and the targets of issue 4: full T0 >= 80 % (1 channel) and
+>= 60 % (10 channels) of the fastavro decode-only rate on the unique set; RSS growth < 50 MB from
+2,000 to 20,000 alerts; >= 390 alerts/s (1.5 x the 260/s of AMPEL 0.10 without database writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCE_AMPEL_RATE = 260.0
+
+
+def base_files() -> list[Path]:
+    from ampel_core.testing import shared_data_dir
+
+    shared = shared_data_dir(ROOT)
+    folder = shared / "ztf_alerts" if shared and (shared / "ztf_alerts").is_dir() else ROOT / "docs/examples/data/ztf"
+    return sorted(p for p in folder.rglob("*.avro") if "ipac_simulated" not in p.parts)
+
+
+def build_sets(files: list[Path], copies: int, workdir: Path) -> tuple[Path, Path, int]:
+    """The repeated and the unique set (``copies`` copies each); returns their folders and the
+    number of alerts per copy."""
+    import fastavro
+
+    from ampel_ztf.ids import to_stock_id, to_ztf_id
+
+    repeated, unique = workdir / "repeated", workdir / "unique"
+    containers = []
+    for path in files:
+        with open(path, "rb") as handle:
+            reader = fastavro.reader(handle)
+            containers.append((path.name, reader.writer_schema, reader.codec, list(reader)))
+    per_copy = sum(len(rows) for *_, rows in containers)
+    next_stock, next_candid = to_stock_id("ZTF90aaaaaaa"), 4 * 10**18
+    for copy in range(copies):
+        for folder in (repeated, unique):
+            (folder / f"copy{copy:05d}").mkdir(parents=True, exist_ok=True)
+        names: dict[str, str] = {}
+        candids: dict[int, int] = {}
+
+        def new_candid(candid: int | None, candids: dict[int, int] = candids) -> int | None:
+            nonlocal next_candid
+            if candid is None:
+                return None
+            if candid not in candids:
+                candids[candid], next_candid = next_candid, next_candid + 1
+            return candids[candid]
+
+        for number, (path, (name, schema, codec, rows)) in enumerate(zip(files, containers, strict=True)):
+            target = f"copy{copy:05d}/{number:04d}_{name}"
+            try:
+                os.link(path, repeated / target)
+            except OSError:
+                shutil.copyfile(path, repeated / target)
+            rewritten = []
+            for row in rows:
+                if row["objectId"] not in names:
+                    names[row["objectId"]], next_stock = to_ztf_id(next_stock), next_stock + 1
+                candidate = {**row["candidate"], "candid": new_candid(row["candidate"]["candid"])}
+                history = [{**p, "candid": new_candid(p["candid"])} for p in row.get("prv_candidates") or ()]
+                new = {**row, "objectId": names[row["objectId"]], "candidate": candidate,
+                       "prv_candidates": history if row.get("prv_candidates") is not None else None}
+                if "candid" in row:
+                    new["candid"] = candidate["candid"]
+                rewritten.append(new)
+            with open(unique / target, "wb") as handle:
+                fastavro.writer(handle, schema, rewritten, codec=codec)
+    return repeated, unique, per_copy
+
+
+# measurements (each runs in a child process) ------------------------------------------------------
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def clocks() -> tuple[float, float]:
+    return time.process_time(), time.perf_counter()
+
+
+def elapsed(started: tuple[float, float]) -> dict[str, float]:
+    cpu, wall = clocks()
+    return {"cpu": cpu - started[0], "wall": wall - started[1], "rss_mb": peak_rss_mb()}
+
+
+def decode_fastavro(folders: list[str]) -> dict[str, Any]:
+    import fastavro
+
+    from ampel_core.alerts import FileSource
+
+    started, alerts = clocks(), 0
+    for record in FileSource(paths=folders, pattern="*.avro"):
+        alerts += sum(1 for _ in fastavro.reader(io.BytesIO(record.payload)))
+    return {"alerts": alerts, **elapsed(started)}
+
+
+def decode_ampel(folders: list[str]) -> dict[str, Any]:
+    from ampel_core.alerts import FileSource
+    from ampel_ztf.alerts import ZTFAlertFormat
+
+    alert_format = ZTFAlertFormat()
+    started, alerts = clocks(), 0
+    for record in FileSource(paths=folders, pattern="*.avro"):
+        alerts += len(alert_format.decode(record.payload, record.origin))
+    return {"alerts": alerts, **elapsed(started)}
+
+
+#: every check of ZTFDecentFilter runs, but (nearly) every alert passes: the most ingest work
+PERMISSIVE = {"require_positive": False, "min_ndet": 1, "max_fwhm": 1e3, "max_elong": 1e3, "max_magdiff": 1e3,
+              "max_nbad": 10**6, "min_sso_dist": 0, "ps1_sgveto_rad": 0, "ps1_confusion_rad": 0, "bright_star_rad": 0,
+              "min_gal_lat": 0}
+
+
+def channels(count: int) -> list[dict[str, Any]]:
+    """Channels with their own filter config (min_rb 0.00, 0.01, ...) and a T2 unit each."""
+    return [{"name": f"C{number:02d}", "filter": {"unit": "ZTFDecentFilter", "config": {**PERMISSIVE, "min_rb": number / 100}},
+             "t2": [{"unit": "T2LightCurveSummary"}]} for number in range(count)]
+
+
+def full_t0(folders: list[str], channel_count: int, store: str, limit: int | None = None,
+            profile: str | None = None) -> dict[str, Any]:
+    """The T0 task of a job, timed from its start (CPU and wall clock): a first run over no alerts
+    has imported and configured everything, so the timed run is the alert loop plus opening a new
+    store and recording the run (a few milliseconds)."""
+    from ampel_core.engine import run_job
+    from ampel_core.jobs import load_job
+
+    def job(paths: list[str], database: str) -> Any:
+        return load_job({"name": "t0-benchmark", "store": f"sqlite:///{database}", "channels": channels(channel_count),
+                         "tasks": [{"tier": 0, "limit": limit, "format": {"name": "ztf"},
+                                    "source": {"name": "files", "config": {"paths": paths, "pattern": "*.avro"}}}]})
+
+    with tempfile.TemporaryDirectory() as empty:
+        run_job(job([empty], f"{empty}/warm-up.db"))
+    timed = job(folders, store)
+    started = clocks()
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        summary = profiler.runcall(run_job, timed)
+        profiler.dump_stats(profile)
+    else:
+        summary = run_job(timed)
+    return {"alerts": summary.alerts, **elapsed(started), "t0_wall": summary.t0_seconds,
+            "accepted": sum(summary.accepted.values()) / max(channel_count, 1), "quarantined": summary.quarantined}
+
+
+def child(kind: str, repeat: int = 1, **arguments: Any) -> dict[str, Any]:
+    """Run one measurement ``repeat`` times, each in a fresh Python process; keep the fastest
+    (the least disturbed by other load) by the chosen clock."""
+    results = []
+    for _ in range(repeat):
+        store = arguments.get("store")
+        for suffix in ("", "-wal", "-shm"):
+            if store:
+                Path(f"{store}{suffix}").unlink(missing_ok=True)
+        done = subprocess.run([sys.executable, __file__, "--child", json.dumps({"kind": kind, **arguments})],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{kind} failed:\n{done.stderr[-3000:]}")
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return min(results, key=lambda r: r[CLOCK])
+
+
+CLOCK = "cpu"
+CHILDREN = {"decode_fastavro": decode_fastavro, "decode_ampel": decode_ampel, "full_t0": full_t0}
+
+
+# profile breakdown -------------------------------------------------------------------------------
+
+GROUPS = [  # (label, substrings of "file:function" of a function's own time), first match wins
+    # fastavro's Cython reader is not profiled on its own: its time is the own time of _records
+    ("fastavro record decoding", ("fastavro", "schemaless_reader", "ampel_ztf/avro.py:_records")),
+    ("ZTF container reading + datapoint mapping", ("ampel_ztf/avro.py", "ampel_ztf/alerts.py", "models.py:__init__",
+                                                   "hashlib", "_struct", "blake2b")),
+    ("filters", ("ampel_ztf/filters.py",)),
+    ("SQLite (execute, executemany, commit)", ("sqlite3", "'execute", "'executemany", "'commit")),
+    ("JSON encoding (canonical_json / orjson)", ("orjson", "provenance.py:canonical_json", "store.py:dumps")),
+    ("engine T0/T1 (batching, states, tickets, journal)", ("engine.py", "store.py", "provenance.py", "models.py")),
+    ("reading files", ("ampel_core/alerts.py", "pathlib", "posix", "method 'read")),
+]
+
+
+def breakdown(stats_path: str) -> list[tuple[str, float]]:
+    import pstats
+
+    stats = pstats.Stats(stats_path)
+    totals: dict[str, float] = {}
+    for (filename, _, function), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        key = f"{filename}:{function}"
+        label = next((label for label, parts in GROUPS if any(part in key for part in parts)), "other (run setup, ...)")
+        totals[label] = totals.get(label, 0.0) + own
+    return sorted(totals.items(), key=lambda item: -item[1])
+
+
+def top_functions(stats_path: str, count: int = 15) -> list[tuple[str, int, float, float]]:
+    import pstats
+
+    stats = pstats.Stats(stats_path)
+    rows = [(f"{Path(f).name}:{line}({name})", calls, own, cumulative)
+            for (f, line, name), (_, calls, own, cumulative, _) in stats.stats.items()]  # type: ignore[attr-defined]
+    return sorted(rows, key=lambda row: -row[2])[:count]
+
+
+# main --------------------------------------------------------------------------------------------
+
+def main() -> None:
+    global CLOCK
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--alerts", type=int, default=5000, help="Alerts (rounded up to whole copies) for the rates.")
+    parser.add_argument("--rss", type=int, nargs=2, default=(2000, 20000), metavar=("SMALL", "LARGE"))
+    parser.add_argument("--repeat", type=int, default=3, help="Runs per rate measurement; the fastest counts.")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="Clock of the rates the targets are checked on (cpu: the process's CPU time).")
+    parser.add_argument("--workdir", type=Path, help="Where to build the sets (default: a temporary folder).")
+    parser.add_argument("--profile", action="store_true", help="Also profile the full T0 (unique, 1 channel).")
+    parser.add_argument("--keep", action="store_true", help="Keep the work folder.")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.child:
+        arguments = json.loads(options.child)
+        print(json.dumps(CHILDREN[arguments.pop("kind")](**arguments)))
+        return
+    CLOCK = options.clock
+    workdir = Path(options.workdir or tempfile.mkdtemp(prefix="ampel-t0-bench-"))
+    try:
+        run(options, workdir)
+    finally:
+        if not options.keep and not options.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(options: argparse.Namespace, workdir: Path) -> None:
+    import fastavro
+
+    files = base_files()
+    per_copy = sum(sum(1 for _ in fastavro.reader(io.BytesIO(p.read_bytes()))) for p in files)
+    rate_copies = math.ceil(options.alerts / per_copy)
+    small, large = options.rss
+    copies = max(rate_copies, math.ceil(large / per_copy))
+    started = time.perf_counter()
+    repeated, unique, _ = build_sets(files, copies, workdir)
+    print(f"{len(files)} files, {per_copy} alerts per copy; built {copies} copies of both sets in "
+          f"{time.perf_counter() - started:.0f} s under {workdir}", file=sys.stderr)
+    # the rate runs read the first rate_copies copies, the memory runs as many as they need
+    subsets = {label: [str(folder / f"copy{copy:05d}") for copy in range(rate_copies)]
+               for label, folder in (("repeated", repeated), ("unique", unique))}
+    store = str(workdir / "store.db")
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    for label in ("repeated", "unique"):
+        folders = subsets[label]
+        rows.append((label, "decode only: fastavro.reader", child("decode_fastavro", options.repeat, folders=folders)))
+        rows.append((label, "decode only: ZTFAlertFormat", child("decode_ampel", options.repeat, folders=folders)))
+        for count in (1, 10):
+            rows.append((label, f"full T0, {count} channel{'s' * (count > 1)}",
+                         child("full_t0", options.repeat, folders=folders, channel_count=count, store=store)))
+        print(f"{label} set measured", file=sys.stderr)
+    memory = {}
+    for alerts in (small, large):  # source records (one file each) for about that many alerts
+        limit = math.ceil(alerts / per_copy * len(files))
+        memory[alerts] = child("full_t0", 1, folders=[str(unique)], channel_count=1, store=store, limit=limit)
+    print_table(rows, memory, small, large)
+    if options.profile:
+        stats = str(workdir / "t0.prof")
+        result = child("full_t0", 1, folders=subsets["unique"], channel_count=1, store=store, profile=stats)
+        print_profile(stats, result)
+
+
+def print_table(rows: list[tuple[str, str, dict[str, Any]]], memory: dict[int, dict[str, Any]],
+                small: int, large: int) -> None:
+    def rate(result: dict[str, Any], clock: str = CLOCK) -> float:
+        return float(result["alerts"] / result[clock])
+
+    reference = {label: rate(r) for label, what, r in rows if what == "decode only: fastavro.reader"}
+    print(f"\nrates in alerts per second of CPU time (cpu) and of wall-clock time (wall); the ratio uses {CLOCK}")
+    print(f"{'set':<9} {'measurement':<30} {'alerts':>7} {'cpu s':>7} {'cpu/s':>6} {'wall/s':>6} {'/ fastavro':>10} "
+          f"{'accepted':>8} {'peak RSS':>9}")
+    for label, what, r in rows:
+        accepted = f"{r['accepted'] / r['alerts']:.0%}" if "accepted" in r else ""
+        print(f"{label:<9} {what:<30} {r['alerts']:>7} {r['cpu']:>7.2f} {rate(r, 'cpu'):>6.0f} {rate(r, 'wall'):>6.0f} "
+              f"{rate(r) / reference[label]:>10.0%} {accepted:>8} {r['rss_mb']:>6.0f} MB")
+    for alerts in (small, large):
+        r = memory[alerts]
+        print(f"{'unique':<9} {'full T0, 1 channel, streaming':<30} {r['alerts']:>7} {r['cpu']:>7.2f} "
+              f"{rate(r, 'cpu'):>6.0f} {rate(r, 'wall'):>6.0f} {'':>10} {'':>8} {r['rss_mb']:>6.0f} MB")
+
+    def found(label: str, what: str) -> float:
+        return next(rate(r) for set_label, w, r in rows if set_label == label and w == what)
+
+    one, ten = found("unique", "full T0, 1 channel"), found("unique", "full T0, 10 channels")
+    growth = memory[large]["rss_mb"] - memory[small]["rss_mb"]
+    checks = [
+        (f"full T0, 1 channel, unique set: {one / reference['unique']:.0%} of the fastavro decode rate (>= 80 %)",
+         one / reference["unique"] >= 0.8),
+        (f"full T0, 10 channels, unique set: {ten / reference['unique']:.0%} of the fastavro decode rate (>= 60 %)",
+         ten / reference["unique"] >= 0.6),
+        (f"peak RSS growth from {small:,} to {large:,} alerts: {growth:.1f} MB (< 50 MB)", growth < 50),
+        (f"full T0, 1 channel, unique set: {one:.0f} alerts/s = {one / REFERENCE_AMPEL_RATE:.2f} x the 260/s of "
+         "AMPEL 0.10 without writes (>= 1.5 x)", one >= 1.5 * REFERENCE_AMPEL_RATE),
+    ]
+    print()
+    for text, passed in checks:
+        print(f"{'PASS' if passed else 'FAIL'}  {text}")
+
+
+def print_profile(stats: str, result: dict[str, Any]) -> None:
+    total = sum(seconds for _, seconds in breakdown(stats))
+    print(f"\ncProfile of the full T0 (unique set, 1 channel, {result['alerts']} alerts; profiled time "
+          f"{total:.1f} s, {total / result['alerts'] * 1000:.2f} ms per alert):")
+    for label, seconds in breakdown(stats):
+        print(f"  {label:<52} {seconds:>7.2f} s {seconds / total:>6.1%} {seconds / result['alerts'] * 1e3:>7.3f} ms/alert")
+    print("\ntop functions by own time:")
+    for name, calls, own, cumulative in top_functions(stats):
+        print(f"  {name[:70]:<70} {calls:>9} {own:>7.2f} s {cumulative:>7.2f} s")
+
+
+if __name__ == "__main__":
+    main()
