@@ -176,6 +176,7 @@ class T0Runtime:
         # datapoints of this batch's stocks held in memory: the new ones are not in the store until
         # the batch commits, and stored ones a combiner needed are read once per batch
         points: dict[int, DataPoint] = {}
+        self._scheduled: set[tuple[str, str]] = set()
         for origin, alert, takers in taken:
             self._ingest(origin, alert, takers, stored.setdefault(alert.stock, {}), points, batch)
         self.store.ingest(batch)
@@ -222,8 +223,6 @@ class T0Runtime:
         states: dict[tuple[frozenset[str] | None, str | None], str] = {}
         for channel, code in takers:
             batch.channels.add((stock, channel.name))
-            batch.journal.append(JournalEntry(stock, 0, "accepted", channel.name, channel.filter.trace.id, self.run,
-                                              alert.id, {"code": code, "origin": origin}, now))
             key = (channel.access, channel.combiner.trace.id if channel.combiner else None)
             if key not in states:
                 visible = [i for i, tags in known.items() if channel.sees(tags)]
@@ -237,11 +236,12 @@ class T0Runtime:
                 if states[key] and states[key] not in batch.states:
                     batch.states[states[key]] = State(states[key], stock, tuple(sorted(set(visible))))
             sid = states[key]
+            batch.journal.append(JournalEntry(stock, 0, "accepted", channel.name, channel.filter.trace.id, self.run,
+                                              alert.id, {"code": code, "origin": origin, "state": sid or None}, now))
             if not sid:
                 continue
+            # the T1 record of this step is the channel_states row (stock, channel, state, alert, run)
             batch.channel_states.append((stock, channel.name, sid, alert.id))
-            batch.journal.append(JournalEntry(stock, 1, "state", channel.name, channel.combiner.trace.id if channel.combiner
-                                              else None, self.run, alert.id, {"state": sid}, now))
             self._tickets(channel, stock, sid, new, batch)
 
     def _tickets(self, channel: Channel, stock: int, sid: str, new: list[DataPoint], batch: IngestBatch) -> None:
@@ -250,10 +250,12 @@ class T0Runtime:
             if isinstance(unit, PointUnit):
                 batch.tickets.extend(TicketSpec(configured.name, trace, "point", str(dp.id), stock, channel.name)
                                      for dp in new if channel.sees(dp.tags) and (unit.upper_limits or not dp.upper_limit))
-            elif isinstance(unit, StockUnit):
-                batch.tickets.append(TicketSpec(configured.name, trace, "stock", str(stock), stock, channel.name, sid))
-            else:
-                batch.tickets.append(TicketSpec(configured.name, trace, "state", sid, stock, channel.name))
+            elif (trace, sid) not in self._scheduled:  # one ticket per unit instance and state, whichever channel
+                self._scheduled.add((trace, sid))
+                if isinstance(unit, StockUnit):
+                    batch.tickets.append(TicketSpec(configured.name, trace, "stock", str(stock), stock, channel.name, sid))
+                else:
+                    batch.tickets.append(TicketSpec(configured.name, trace, "state", sid, stock, channel.name))
 
 
 def run_t0(store: Store, registry: Registry, task: T0Task, channels: Sequence[Channel], run: int,

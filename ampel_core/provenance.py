@@ -26,7 +26,7 @@ from ampel_core.models import Trace
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
-def _default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     # numpy scalars and the few types orjson leaves to us
     if hasattr(value, "item") and hasattr(value, "dtype"):
         return value.item()
@@ -44,7 +44,7 @@ def canonical_json(value: Any) -> bytes:
 
     Raises TypeError naming the type for values that have no JSON form.
     """
-    return orjson.dumps(value, default=_default, option=_OPTIONS)
+    return orjson.dumps(value, default=json_default, option=_OPTIONS)
 
 
 def sha256_hex(data: bytes) -> str:
