@@ -49,6 +49,10 @@ class AlertSource(Protocol):
         """Everything yielded so far is durably stored (acknowledge it upstream)."""
         ...
 
+    def close(self) -> None:
+        """Release connections (e.g. leave a Kafka consumer group); called once, also on errors."""
+        ...
+
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -119,13 +123,16 @@ class FileSource(BaseModel):
             # a truncated archive: what was read stays; the rest is reported, not silently lost
             yield SourceRecord(f"{path}::<unreadable rest of archive>", f"<{error}>".encode())
 
-    def __iter__(self) -> Iterator[SourceRecord]:
+    def __iter__(self) -> Iterator[SourceRecord]:  # type: ignore[override]  # not pydantic's field iteration
         index, count = self.partition
         for position, record in enumerate(self.records()):
             if position % count == index:
                 yield record
 
     def commit(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 

@@ -97,8 +97,9 @@ def stock_show(name: str, store_url: str, as_json: bool) -> None:
 @stock.command("plot")
 @click.argument("name")
 @STORE
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("lc.png"), show_default=True)
-@click.option("--dpi", default=100, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("lc.png"), show_default=True,
+              help="PNG file to write.")
+@click.option("--dpi", default=100, show_default=True, help="Pixels per inch (the figure is 8 x 5 inches).")
 def stock_plot(name: str, store_url: str, output: Path, dpi: int) -> None:
     """Plot the light curve of a stock to a PNG (8 x 5 inches): detections per band with errors,
     upper limits as triangles."""

@@ -185,6 +185,11 @@ class T0Runtime:
         self.summary.alerts += 1
         takers = []
         for channel in self.channels:
+            if not channel.sees(alert.trigger.tags):  # data rights come before any filter
+                batch.rejected.append((alert.id, channel.name, alert.stock, channel.filter.trace.id, 0,
+                                       "no access to the triggering datapoint"))
+                self.summary.rejected[channel.name] += 1
+                continue
             try:
                 accepted, code, reason = _verdict(channel.filter.unit.process(alert))
             except Exception as error:
@@ -265,14 +270,17 @@ def run_t0(store: Store, registry: Registry, task: T0Task, channels: Sequence[Ch
     runtime = T0Runtime(store, channels, run, summary, task.keep_blobs)
     started = time.perf_counter()
     batch: list[SourceRecord] = []
-    for read, record in enumerate(source, 1):
-        batch.append(record)
-        if len(batch) >= task.batch_size:
-            _flush(runtime, batch, alert_format, source, progress)
-        if task.limit is not None and read >= task.limit:
-            break
-    _flush(runtime, batch, alert_format, source, progress)
-    summary.t0_seconds += time.perf_counter() - started
+    try:
+        for read, record in enumerate(source, 1):
+            batch.append(record)
+            if len(batch) >= task.batch_size:
+                _flush(runtime, batch, alert_format, source, progress)
+            if task.limit is not None and read >= task.limit:
+                break
+        _flush(runtime, batch, alert_format, source, progress)
+    finally:
+        source.close()
+        summary.t0_seconds += time.perf_counter() - started
 
 
 def _flush(runtime: T0Runtime, batch: list[SourceRecord], alert_format: Any, source: Any, progress: Progress | None) -> None:

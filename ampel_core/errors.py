@@ -17,9 +17,10 @@ def is_user_error(error: BaseException) -> bool:
 
     from ampel_core.plugins import PluginError
     from ampel_core.registry import RegistryError
+    from ampel_core.store import StoreError
     from ampel_core.units import UnitConfigError
 
-    return isinstance(error, (AmpelError, PluginError, RegistryError, UnitConfigError, ValidationError,
+    return isinstance(error, (AmpelError, PluginError, RegistryError, StoreError, UnitConfigError, ValidationError,
                               FileNotFoundError))
 
 

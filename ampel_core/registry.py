@@ -248,3 +248,13 @@ def load_config(path: str | Path) -> dict[str, Any]:
     if not isinstance(document, dict) or "units" not in document:
         raise AmpelError(f"{path} is not an AMPEL config (no 'units'); rebuild it with `ampel config build`")
     return document
+
+
+def require_current_config(path: str | Path, registry: Registry | None = None) -> None:
+    """Refuse to run against a stale built config: AmpelError naming what changed and how to rebuild."""
+    from ampel_core.errors import AmpelError
+
+    changes = check_config(load_config(path), build_config(registry or get_registry(), skip_broken=True)[0])
+    if changes:
+        raise AmpelError(f"the config {path} is stale ({'; '.join(changes)}); rebuild it with "
+                         f"`ampel config build -o {path}` or run without --config")

@@ -6,7 +6,8 @@ Fixtures:
 - ``register_units``: ``register_units(MyFilter, MyT2)`` makes classes defined in a test usable by
   name (jobs, registry) without installing a distribution.
 - ``register_plugin``: ``register_plugin(module_or_object, name)`` registers hook implementations.
-- ``ampel_config``: builds the config for the current manager into a temporary file; returns its path.
+- ``ampel_config``: a function that builds the config of the current manager into a temporary file
+  and returns its path.
 - ``shared_data``: the project's ``../shared/data`` folder (or ``$AMPEL_SHARED_DATA``); the test is
   skipped, with the reason, where it is absent.
 

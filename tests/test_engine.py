@@ -292,3 +292,17 @@ def test_alert_tags_become_stock_tags_for_selection(tmp_path: Path, ampel_manage
     [tagged] = store.select_stocks(tags=["SSO"])
     assert store.get_stock(tagged).names == ("X1",) and store.get_stock(tagged).tags == ("SSO",)
     assert len(store.select_stocks(channel="ALL")) == 2
+
+
+def test_a_channel_never_takes_an_alert_whose_trigger_it_may_not_see(tmp_path: Path, ampel_manager) -> None:
+    alerts = tmp_path / "rights.jsonl"
+    private = ONE_ALERT.replace('"flux_err": 1.0}', '"flux_err": 1.0, "tags": ["ZTF_PRIV"]}')
+    alerts.write_text(private + ONE_ALERT.replace("X1", "X2").replace('"id": 10', '"id": 11').replace(
+        '"id": 1,', '"id": 2,').replace('"flux_err": 1.0}', '"flux_err": 1.0, "tags": ["ZTF_PUB"]}'))
+    document = job(tmp_path, alerts, [{"name": "PUBLIC", "access": ["ZTF_PUB"]}], [
+        {"tier": 0, "source": {"name": "files", "config": {"paths": [str(alerts)]}}, "format": {"name": "json"}}])
+    summary = run_job(load_job(document))
+    assert (summary.accepted["PUBLIC"], summary.rejected["PUBLIC"]) == (1, 1)
+    store = open_store(document["store"])
+    assert store.execute("SELECT alert, code, reason FROM rejected") == [(1, 0, "no access to the triggering datapoint")]
+    assert [store.get_stock(s).names for s in store.select_stocks()] == [("X2",)]
