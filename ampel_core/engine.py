@@ -155,8 +155,9 @@ class T0Runtime:
     """Ingests alerts for a set of channels into a store, one transaction per batch."""
 
     def __init__(self, store: Store, channels: Sequence[Channel], run: int, summary: RunSummary,
-                 keep_blobs: bool = True) -> None:
+                 keep_blobs: bool = True, hook: Any = None) -> None:
         self.store, self.channels, self.run, self.summary, self.keep_blobs = store, channels, run, summary, keep_blobs
+        self.hook = hook  # the plugin manager's hook relay, for the ampel_batch_done observers
 
     def process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]]) -> None:
         batch = IngestBatch(self.run)
@@ -267,7 +268,7 @@ def run_t0(store: Store, registry: Registry, task: T0Task, channels: Sequence[Ch
            summary: RunSummary, progress: Progress | None = None) -> None:
     source = build_component(registry, "sources", task.source.name, task.source.config)
     alert_format = build_component(registry, "formats", task.format.name, task.format.config)
-    runtime = T0Runtime(store, channels, run, summary, task.keep_blobs)
+    runtime = T0Runtime(store, channels, run, summary, task.keep_blobs, registry.manager.hook)
     started = time.perf_counter()
     batch: list[SourceRecord] = []
     try:
@@ -286,8 +287,13 @@ def run_t0(store: Store, registry: Registry, task: T0Task, channels: Sequence[Ch
 def _flush(runtime: T0Runtime, batch: list[SourceRecord], alert_format: Any, source: Any, progress: Progress | None) -> None:
     if not batch:
         return
+    counted = ("records", "alerts", "quarantined", "ingested", "unaccepted")
+    before = [getattr(runtime.summary, name) for name in counted]
     runtime.process(batch, alert_format.decode)
     source.commit()  # only now is the batch durable: acknowledge it upstream (Kafka offsets)
+    if runtime.hook is not None:
+        counts = {name: getattr(runtime.summary, name) - old for name, old in zip(counted, before, strict=True)}
+        runtime.hook.ampel_batch_done(run_id=runtime.run, tier=0, counts=counts)
     if progress:
         progress("T0 alerts", len(batch))
     batch.clear()
@@ -357,6 +363,8 @@ class T2Runtime:
             if claimed:
                 if progress:
                     progress("T2 tickets", claimed)
+                if self.run is not None:
+                    self.registry.manager.hook.ampel_batch_done(run_id=self.run, tier=2, counts={"tickets": claimed})
                 continue
             due = self.store.next_ticket_time()
             if due is None:

@@ -13,6 +13,7 @@ import pytest
 from ampel_core.compare import diff, replay
 from ampel_core.engine import RunSummary, T2Runtime, run_job
 from ampel_core.errors import AmpelError
+from ampel_core.hookspecs import hookimpl
 from ampel_core.jobs import T2Task, load_job
 from ampel_core.store import open_store
 from ampel_core.units import AlertFilter, Reject, StateUnit, TiedStateUnit, UnitConfigError
@@ -306,3 +307,32 @@ def test_a_channel_never_takes_an_alert_whose_trigger_it_may_not_see(tmp_path: P
     store = open_store(document["store"])
     assert store.execute("SELECT alert, code, reason FROM rejected") == [(1, 0, "no access to the triggering datapoint")]
     assert [store.get_stock(s).names for s in store.select_stocks()] == [("X2",)]
+
+
+class Observer:
+    """A metrics plugin: records what the run-lifecycle hooks report."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    @hookimpl
+    def ampel_run_started(self, run_id: int, job: dict[str, Any]) -> None:
+        self.calls.append(("started", job["name"]))
+
+    @hookimpl
+    def ampel_batch_done(self, run_id: int, tier: int, counts: dict[str, int]) -> None:
+        self.calls.append((f"t{tier}", counts))
+
+    @hookimpl
+    def ampel_run_finished(self, run_id: int, summary: dict[str, Any]) -> None:
+        self.calls.append(("finished", summary["status"]))
+
+
+def test_observers_see_the_run_and_every_batch(tmp_path: Path, split_alerts: Path, register_plugin) -> None:
+    observer = Observer()
+    register_plugin(observer, "ampel-plugin-metrics")
+    run_job(load_job(job(tmp_path, split_alerts, [{"name": "ALL", "t2": [SUMMARY]}])))
+    assert observer.calls[0] == ("started", "test") and observer.calls[-1] == ("finished", "ok")
+    t0 = [counts for name, counts in observer.calls if name == "t0"]
+    assert len(t0) == 7 and sum(c["alerts"] for c in t0) == 46 and sum(c["records"] for c in t0) == 46
+    assert sum(counts["tickets"] for name, counts in observer.calls if name == "t2") == 46
