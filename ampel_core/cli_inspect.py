@@ -163,8 +163,9 @@ def replay(run: int, store_url: str, scratch_url: str | None) -> None:
 @click.argument("second", type=int)
 @STORE
 @click.option("--rel-tol", default=0.0, show_default=True, help="Relative tolerance for numbers.")
-def diff(first: int, second: int, store_url: str, rel_tol: float) -> None:
+@click.option("--second-store", "second_store_url", help="Store of run SECOND, when it is not --store.")
+def diff(first: int, second: int, store_url: str, rel_tol: float, second_store_url: str | None) -> None:
     """Compare the results of runs FIRST and SECOND (newest result per unit and stock)."""
     from ampel_core.compare import diff as do_diff
 
-    _print_comparison(do_diff(store_url, first, second, rel_tol), f"run {first}", f"run {second}")
+    _print_comparison(do_diff(store_url, first, second, rel_tol, second_store_url), f"run {first}", f"run {second}")

@@ -91,14 +91,15 @@ def replay(store_url: str, run: int, scratch_url: str | None = None) -> tuple[in
     return summary.run, compare(original, replayed)
 
 
-def diff(store_url: str, first: int, second: int, rel_tol: float = 0.0) -> Comparison:
-    """Compare the newest result per (unit, stock) of two runs of one store — e.g. a job and its
-    variant with another unit config or calibration; numbers within ``rel_tol`` count as equal."""
-    store = open_store(store_url)
-    for run in (first, second):
+def diff(store_url: str, first: int, second: int, rel_tol: float = 0.0, second_store_url: str | None = None) -> Comparison:
+    """Compare the newest result per (unit, stock) of two runs — of one store, or of two when
+    ``second_store_url`` is given (e.g. a variant with recalibrated datapoints run into its own
+    store); numbers within ``rel_tol`` count as equal."""
+    found = []
+    for url, run in ((store_url, first), (second_store_url or store_url, second)):
+        store = open_store(url)
         if store.get_run(run) is None:
-            raise AmpelError(f"no run {run} in {store_url}")
-    key = ("unit", "stock")
-    comparison = compare(_results_of_run(store, first, key), _results_of_run(store, second, key), rel_tol)
-    store.close()
-    return comparison
+            raise AmpelError(f"no run {run} in {url}")
+        found.append(_results_of_run(store, run, ("unit", "stock")))
+        store.close()
+    return compare(found[0], found[1], rel_tol)

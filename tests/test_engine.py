@@ -336,3 +336,28 @@ def test_observers_see_the_run_and_every_batch(tmp_path: Path, split_alerts: Pat
     t0 = [counts for name, counts in observer.calls if name == "t0"]
     assert len(t0) == 7 and sum(c["alerts"] for c in t0) == 46 and sum(c["records"] for c in t0) == 46
     assert sum(counts["tickets"] for name, counts in observer.calls if name == "t2") == 46
+
+
+def test_diff_across_stores_shows_a_recalibrated_variant(tmp_path: Path, sample_alerts: Path, ampel_manager) -> None:
+    import json
+
+    variant = tmp_path / "variant.jsonl"  # every flux 2 % brighter: a calibration variant of the same alerts
+    lines = []
+    for line in sample_alerts.read_text().splitlines():
+        alert = json.loads(line)
+        for dp in alert["datapoints"]:
+            if dp.get("flux") is not None:
+                dp["flux"] *= 1.02
+        lines.append(json.dumps(alert))
+    variant.write_text("\n".join(lines) + "\n")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = job(tmp_path / "a", sample_alerts, [{"name": "ALL", "t2": [SUMMARY]}])
+    second = job(tmp_path / "b", variant, [{"name": "ALL", "t2": [SUMMARY]}])
+    run_a, run_b = run_job(load_job(first)).run, run_job(load_job(second)).run
+    compared = diff(first["store"], run_a, run_b, second_store_url=second["store"])
+    assert not compared.only_first and not compared.only_second and compared.different
+    for _, changes in compared.different:
+        assert all(key.endswith("peak_flux") for key in changes)
+        assert all(abs(b / a - 1.02) < 1e-9 for a, b in changes.values())
+    assert diff(first["store"], run_a, run_b, rel_tol=0.03, second_store_url=second["store"]).same
