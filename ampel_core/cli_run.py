@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
+import os
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,17 @@ def print_summary(summary: dict[str, Any], title: str = "run summary") -> None:
 @click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE", help="Override a job parameter.")
 @click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path), help="Also write the summary as JSON.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (also when not on a terminal).")
-def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_json: Path | None, no_progress: bool) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Run T0 and T2 in N processes (default 1; with --executor dask: the cluster's worker threads).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="Where the worker processes run: this machine, or a Dask cluster.")
+@click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a LocalCluster on this machine).")
+def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_json: Path | None, no_progress: bool,
+        workers: int | None, executor: str, scheduler: str | None) -> None:
     """Run JOB_FILE: its T0, T2 and T3 tasks in order, recorded as one run.
+
+    With --workers N or --executor dask, T0 and T2 run in parallel into one store (see
+    docs/scaling.md); the results are the same as a one-process run's.
 
     Exit 0 when the job ran (bad alerts and failing units are counted, not fatal), 2 when it could
     not run (invalid job, unknown unit, bad config, unreachable store).
@@ -54,6 +63,15 @@ def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_j
     from ampel_core.jobs import load_job, parse_overrides
 
     parsed = load_job(job_file, parse_overrides(list(overrides)), store)
+    parallel = executor == "dask" or (workers or 1) > 1
+    if scheduler and executor != "dask":
+        raise click.UsageError("--scheduler needs --executor dask")
+    if parallel:
+        from ampel_core.parallel import check_store
+
+        note = check_store(parsed.store, workers or os.cpu_count() or 1, executor, scheduler)
+        if note:
+            click.echo(note, err=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed}"),
                   TimeElapsedColumn(), disable=no_progress, transient=False) as bars:
         tasks: dict[str, Any] = {}
@@ -63,7 +81,12 @@ def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_j
                 tasks[label] = bars.add_task(label, total=None)
             bars.advance(tasks[label], done)
 
-        summary = run_job(parsed, progress).as_dict()
+        if parallel:
+            from ampel_core.parallel import run_job_parallel
+
+            summary = run_job_parallel(parsed, workers, executor, scheduler, progress).as_dict()
+        else:
+            summary = run_job(parsed, progress).as_dict()
     print_summary(summary, parsed.name)
     if summary_json:
         summary_json.write_text(json.dumps(summary, indent=2))
@@ -73,46 +96,24 @@ def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_j
 @click.argument("tier", type=click.Choice(["t2"]))
 @click.option("--store", "store_url", required=True, help="Store URL (postgresql://... for many hosts).")
 @click.option("--channel", "channels", multiple=True, help="Only tickets of these channels.")
-@click.option("--batch-size", default=10, show_default=True)
+@click.option("--batch-size", default=10, show_default=True, help="Tickets claimed at a time.")
 @click.option("--lease", default=300.0, show_default=True, help="Seconds a claimed ticket is leased.")
-@click.option("--max-attempts", default=3, show_default=True)
+@click.option("--max-attempts", default=3, show_default=True, help="Tries per ticket before it fails for good.")
 @click.option("--idle-exit", is_flag=True, help="Exit when no ticket is left instead of waiting for more.")
 @click.option("--poll", default=2.0, show_default=True, help="Seconds between polls when idle.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes on this host.")
 def worker(tier: str, store_url: str, channels: tuple[str, ...], batch_size: int, lease: float, max_attempts: int,
-           idle_exit: bool, poll: float) -> None:
+           idle_exit: bool, poll: float, concurrency: int) -> None:
     """Run T2 tickets from a store until stopped. On SIGTERM or Ctrl-C the current ticket is
-    finished and the worker exits cleanly; a killed worker's tickets return when their lease ends."""
-    import time
-
-    from ampel_core.engine import RunSummary, T2Runtime, environment
+    finished and the worker exits cleanly; a killed worker's tickets return when their lease ends.
+    Any number of workers on any number of hosts may share one PostgreSQL store."""
     from ampel_core.jobs import T2Task
-    from ampel_core.registry import get_registry
-    from ampel_core.store import open_store
+    from ampel_core.parallel import check_store, serve_t2
 
-    registry = get_registry()
-    store = open_store(store_url)
     task = T2Task(tier=2, channels=list(channels) or None, batch_size=batch_size, lease=lease, max_attempts=max_attempts)
-    document = {"worker": tier, **task.model_dump(mode="json")}
-    from ampel_core.provenance import digest
-
-    run = store.start_run(digest(document), document, environment(registry))
-    summary = RunSummary(run=run)
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    runtime = T2Runtime(store, registry, task, run, summary)
-    started = time.perf_counter()
-    try:
-        while not stopping:
-            runtime.run_until_idle(should_stop=lambda: bool(stopping))
-            if idle_exit:
-                break
-            time.sleep(poll)
-        summary.status = "ok"
-    except KeyboardInterrupt:
-        summary.status = "interrupted"
-    finally:
-        summary.wall_seconds = time.perf_counter() - started
-        store.end_run(run, summary.status, summary.as_dict())
-        store.close()
-    click.echo(f"worker run {run}: {summary.tickets_done} done, {summary.tickets_failed} failed, "
-               f"{summary.tickets_retried} retried", err=True)
+    if concurrency > 1 and (note := check_store(store_url, concurrency)):
+        click.echo(note, err=True)
+    summary = serve_t2(store_url, task, concurrency, idle_exit, poll)
+    click.echo(f"worker run {summary.run}: {summary.tickets_done} done, {summary.tickets_failed} failed, "
+               f"{summary.tickets_retried} retried ({summary.status})", err=True)

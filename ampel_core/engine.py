@@ -366,7 +366,7 @@ class T2Runtime:
                 if self.run is not None:
                     self.registry.manager.hook.ampel_batch_done(run_id=self.run, tier=2, counts={"tickets": claimed})
                 continue
-            due = self.store.next_ticket_time()
+            due = self.store.next_ticket_time(self.task.channels)
             if due is None:
                 return
             time.sleep(min(max(due - time.time(), 0.01), 1.0))

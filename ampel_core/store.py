@@ -1,7 +1,7 @@
 """The store: where stocks, datapoints, states, results, tickets, runs and the journal live.
 
 `Store` is the contract every backend fulfils (the contract test suite in
-`ampel_core.testing.StoreContract` checks it). `SqlStore` implements it over a DB-API connection
+`ampel_core.store_contract.StoreContract` checks it). `SqlStore` implements it over a DB-API connection
 in SQL that SQLite and PostgreSQL share; a backend supplies the schema dialect, the connection and
 ticket claiming. Open a store by URL with `open_store` (backends are registered per URL scheme
 through the ``ampel_stores`` hook).
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import orjson
 
 from ampel_core.models import DataPoint, JournalEntry, Result, Run, State, Stock, Trace
-from ampel_core.provenance import canonical_json
+from ampel_core.provenance import json_default, canonical_json
 
 SCHEMA_VERSION = 1
 
@@ -117,13 +117,18 @@ class Store(Protocol):
     def retry_ticket(self, ticket: Ticket, error: str, not_before: float, owner: str, counts: bool = True) -> None: ...
     def ticket_status(self) -> dict[str, int]: ...
     def ticket_states(self, trace: str, link_kind: str, link: str) -> list[str]: ...
-    def next_ticket_time(self) -> float | None: ...
+    def next_ticket_time(self, channels: Sequence[str] | None = None) -> float | None: ...
     # T3
     def add_report(self, run: int, channel: str | None, unit: str, trace: str, body: Any) -> None: ...
 
 
 def dumps(value: Any) -> str:
     return canonical_json(value).decode()
+
+
+def dumps_fast(value: Any) -> str:
+    """JSON for bulk rows whose key order does not matter (datapoint bodies): no key sorting."""
+    return orjson.dumps(value, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
 
 
 TABLES = """
@@ -274,8 +279,9 @@ class SqlStore:
             for start in range(0, len(stocks), 500):
                 chunk = stocks[start:start + 500]
                 cursor.execute(self.sql(f"SELECT stock, id, tags FROM datapoints WHERE stock IN ({','.join('?' * len(chunk))})"), chunk)
+                decoded: dict[str, tuple[str, ...]] = {}
                 for stock, dp, tags in cursor.fetchall():
-                    found.setdefault(stock, {})[dp] = tuple(orjson.loads(tags))
+                    found.setdefault(stock, {})[dp] = decoded.get(tags) or decoded.setdefault(tags, tuple(orjson.loads(tags)))
         return found
 
     def ingest(self, batch: IngestBatch) -> None:
@@ -301,8 +307,10 @@ class SqlStore:
             many("INSERT INTO alerts (id, stock, run, origin) VALUES (?, ?, ?, ?)" + ignore,
                  [(alert, stock, batch.run, origin) for alert, stock, origin in batch.alerts])
             many("INSERT INTO alert_blobs (alert, name, data) VALUES (?, ?, ?)" + ignore, batch.blobs)
+            tags: dict[tuple[str, ...], str] = {}  # formats reuse a few tag tuples: encode each once
             many("INSERT INTO datapoints (id, stock, tags, body, alert, run) VALUES (?, ?, ?, ?, ?, ?)" + ignore,
-                 [(dp.id, dp.stock, dumps(dp.tags), dumps(dp.body()), alert, batch.run) for dp, alert in batch.datapoints])
+                 [(dp.id, dp.stock, tags.get(dp.tags) or tags.setdefault(dp.tags, dumps(dp.tags)), dumps_fast(dp.body()),
+                   alert, batch.run) for dp, alert in batch.datapoints])
             many("INSERT INTO states (id, stock, datapoints) VALUES (?, ?, ?)" + ignore,
                  [(s.id, s.stock, dumps(s.datapoints)) for s in batch.states.values()])
             now = time.time()
@@ -479,10 +487,12 @@ class SqlStore:
         rows = self.execute(query + (" WHERE status = ? ORDER BY id" if status else " ORDER BY id"), (status,) if status else ())
         return [tuple(row) for row in rows]  # type: ignore[misc]
 
-    def next_ticket_time(self) -> float | None:
-        """When the next pending or leased ticket becomes claimable (None: no open ticket)."""
+    def next_ticket_time(self, channels: Sequence[str] | None = None) -> float | None:
+        """When the next pending or leased ticket (of ``channels``, default all) becomes claimable
+        (None: no open ticket)."""
+        channel_clause = f" AND channel IN ({','.join('?' * len(channels))})" if channels else ""
         rows = self.execute("SELECT MIN(CASE WHEN status = 'pending' THEN not_before ELSE lease_until END) FROM tickets "
-                            "WHERE status IN ('pending', 'running')")
+                            f"WHERE status IN ('pending', 'running'){channel_clause}", tuple(channels or ()))
         return rows[0][0] if rows and rows[0][0] is not None else None
 
     # --- T3 --------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ class StoreContract:
 
     def ingest_tickets(self, store: Store, run: int, n: int, channels: tuple[str, ...] = ("CH",)) -> list[str]:
         """n stocks with one alert each (one state ticket per channel); return the state ids."""
-        states = []
+        states: list[str] = []
         for i in range(n):
             batch = alert_batch(run, f"ZTF24obj{i:05d}", 10_000 + i, [datapoint(f"ZTF24obj{i:05d}", 0)], channels=channels)
             store.ingest(batch)
@@ -204,6 +204,44 @@ class StoreContract:
         assert store.journal(points[0].stock) == journal
         assert len(store.channel_states(points[0].stock)) == 2
 
+    def test_large_batch(self, store: Store) -> None:
+        """One batch of many alerts (backends may write big batches differently): every row,
+        in order, and idempotent."""
+        run = self.run_id(store)
+        batch = IngestBatch(run)
+        names = [f"ZTF24big{i:03d}" for i in range(60)]
+        for number, name in enumerate(names):
+            part = alert_batch(run, name, 5000 + number, [datapoint(name, i, upper_limit=i == 2) for i in range(5)],
+                               channels=("B", "A"), blobs={"cutout": bytes([number, 0, 255])})
+            batch.stocks.update(part.stocks)
+            batch.names |= part.names
+            batch.channels |= part.channels
+            batch.alerts += part.alerts
+            batch.blobs += part.blobs
+            batch.datapoints += part.datapoints
+            batch.states.update(part.states)
+            batch.channel_states += part.channel_states
+            batch.tickets += part.tickets
+            batch.journal += part.journal
+            batch.rejected.append((9000 + number, "C", next(iter(part.stocks)), None, -1, "faint"))
+            batch.quarantined.append((f"bad-{number}.avro", "not avro", bytes([number]) * 3))
+        store.ingest(batch)
+        counts = store.counts()
+        assert {k: counts[k] for k in ("stocks", "alerts", "datapoints", "states", "channel_states", "tickets", "journal",
+                                       "rejected", "quarantine")} == {
+            "stocks": 60, "alerts": 60, "datapoints": 300, "states": 60, "channel_states": 120, "tickets": 60,
+            "journal": 240, "rejected": 60, "quarantine": 60}
+        stock = datapoint(names[7], 0).stock
+        assert [c for c, _, _, _ in store.channel_states(stock)] == ["B", "A"]
+        assert [(e.action, e.channel) for e in store.journal(stock)] == [
+            ("accepted", "B"), ("state", "B"), ("accepted", "A"), ("state", "A")]
+        assert store.get_datapoints([datapoint(names[7], 2).id]) == [datapoint(names[7], 2, upper_limit=True)]
+        assert store.alert_blobs(5007) == {"cutout": bytes([7, 0, 255])}  # type: ignore[attr-defined]
+        tickets = store.claim_tickets(OWNER_A, 100, 60)
+        assert [t.link for t in tickets] == list(batch.states)  # in batch order
+        store.ingest(batch)
+        assert store.counts() == counts
+
     def test_ingest_is_atomic(self, store: Store) -> None:
         run = self.run_id(store)
         batch = alert_batch(run, "ZTF24atom", 5, [datapoint("ZTF24atom", 0)])
@@ -239,7 +277,7 @@ class StoreContract:
         run = self.run_id(store)
         points = [datapoint("ZTF24ord", i) for i in range(3)]
         stock = points[0].stock
-        sids = []
+        sids: list[str] = []
         for i in range(3):
             batch = alert_batch(run, "ZTF24ord", 100 + i, [points[i]], known=points[:i], channels=("B", "A"))
             store.ingest(batch)
@@ -269,7 +307,7 @@ class StoreContract:
     def test_select_stocks(self, store: Store) -> None:
         run = self.run_id(store)
         names = ["ZTF24sel0", "ZTF24sel1", "ZTF24sel2"]
-        stocks = []
+        stocks: list[int] = []
         for i, name in enumerate(names):
             batch = alert_batch(run, name, 200 + i, [datapoint(name, 0)], channels=("A",) if i < 2 else ("B",))
             batch.stocks = {stock: 1000.0 + 100 * i for stock in batch.stocks}
@@ -298,6 +336,9 @@ class StoreContract:
         assert [t.attempts for t in first] == [1, 1] and {t.status for t in first} == {"running"}
         second = store.claim_tickets(OWNER_A, 10, 60, ["B"])
         assert [t.channel for t in second] == ["B"]
+        assert store.next_ticket_time(["B"]) == pytest.approx(time.time() + 60, abs=5)  # B's only ticket is leased
+        assert store.next_ticket_time(["C"]) is None
+        assert store.next_ticket_time(["A", "B"]) <= time.time()  # type: ignore[operator]  # A's pending are due
         rest = store.claim_tickets(OWNER_B, 10, 60, ["A", "C"])
         ids = [t.id for t in first + rest]
         assert ids == sorted(ids) and len(set(ids)) == 5 and {t.channel for t in rest} == {"A"}
@@ -396,6 +437,29 @@ class StoreContract:
         everything = [i for ids in claimed.values() for i in ids]
         assert len(everything) == len(set(everything)) == 120
         assert len(store.results()) == 120 and store.ticket_status() == {"done": 120}
+
+    def test_reads_do_not_wait_for_a_writer(self, store: Store, open_extra: Callable[[], Store]) -> None:
+        """Workers share a store: one's write transaction must not stall the others' reads."""
+        run = self.run_id(store)
+        self.ingest_tickets(store, run, 1)
+        reader = open_extra()
+        seconds: list[float] = []
+
+        def read() -> None:
+            started = time.perf_counter()
+            reader.get_run(run)
+            reader.stock_datapoints(1)
+            reader.next_ticket_time()
+            seconds.append(time.perf_counter() - started)
+
+        with store.transaction() as cursor:  # type: ignore[attr-defined]
+            cursor.execute(store.sql("INSERT INTO stock_tags (stock, tag) VALUES (?, ?)"), (1, "busy"))  # type: ignore[attr-defined]
+            thread = threading.Thread(target=read)
+            thread.start()
+            thread.join(5.0)
+            finished_during_write = bool(seconds)
+        thread.join()
+        assert finished_during_write, f"reads waited {seconds[0]:.1f} s for the writer's transaction to end"
 
     # --- T3 --------------------------------------------------------------------------------
     def test_reports(self, store: Store) -> None:

@@ -57,12 +57,10 @@ def write_nights(folder: Path, stocks: int = 36, nights: int = 6, seed: int = 7)
     for night in range(nights):
         lines = []
         for name in rng.sample(sorted(history), k=stocks * 2 // 3):
-            for number in range(rng.choice((1, 1, 2))):
+            for _ in range(rng.choice((1, 1, 2))):
                 upper = rng.random() < 0.25
                 flux = None if upper else round(rng.uniform(200, 5000), 3)
-                # every alert has public photometry: a channel that sees none of it would make the
-                # empty state, which all stocks share (see test_empty_states_... below)
-                program = "ZTF_PUB" if number == 0 else rng.choice(("ZTF_PUB", "ZTF_PRIV"))
+                program = rng.choice(("ZTF_PUB", "ZTF_PUB", "ZTF_PRIV"))  # some alerts have no public photometry
                 point = {"time": 60300.0 + night + rng.random() * 0.5, "band": rng.choice(("ztfg", "ztfr", "ztfi")),
                          "flux": flux, "flux_err": round(rng.uniform(10, 60), 3), "zp": 25.0, "zpsys": "ab",
                          "upper_limit": upper, "tags": ["ZTF", program]}
@@ -81,6 +79,7 @@ def job_document(store: str, alerts: Path, batch_size: int = 5) -> dict[str, Any
             {"name": "PUBLIC", "access": ["ZTF_PUB"], "filter": {"unit": "MinDetectionsFilter",
                                                                  "config": {"min_detections": 2}},
              "t2": [{"unit": "T2LightCurveSummary"}]},
+            {"name": "COMBINED", "combiner": {"unit": "Combiner"}, "t2": [{"unit": "T2LightCurveSummary"}]},
         ],
         "tasks": [{"tier": 0, "source": {"name": "files", "config": {"paths": [str(alerts)]}}, "format": {"name": "json"},
                    "batch_size": batch_size},
@@ -127,6 +126,51 @@ def test_partitions_are_stable_and_balanced() -> None:
     assert partition_of(-7, 3) in range(3)
 
 
+class PeekingFormat:
+    """The JSON format with the optional ``stocks`` peek, counting full decodes."""
+
+    def __init__(self) -> None:
+        from ampel_core.alerts import JsonAlertFormat
+
+        self.inner, self.decoded = JsonAlertFormat(), 0
+
+    def stocks(self, payload: bytes, origin: str) -> set[int]:
+        from ampel_core.models import content_id
+
+        return {content_id("stock", json.loads(line)["stock"]) for line in payload.splitlines() if line.strip()}
+
+    def decode(self, payload: bytes, origin: str) -> list[Any]:
+        self.decoded += 1
+        return self.inner.decode(payload, origin)
+
+
+def test_partitions_split_alerts_and_quarantine_once(sample_alerts: Path) -> None:
+    from ampel_core.alerts import AlertDecodeError, JsonAlertFormat
+    from ampel_core.parallel import StockPartition
+
+    lines = sample_alerts.read_bytes().splitlines(keepends=True)
+    broken = b'{"stock": "ZTF24bad", "datapoints": [{"time": "never"}]}\n'
+    for make in (JsonAlertFormat, PeekingFormat):
+        parts = [StockPartition(make(), index, 3) for index in range(3)]
+        kept = [a.id for part in parts for line in lines for a in part.decode(line, "f")]
+        assert sorted(kept) == sorted(a.id for line in lines for a in JsonAlertFormat().decode(line, "f"))
+        raised = 0
+        for part in parts:
+            try:
+                assert part.decode(broken, "bad") == []
+            except AlertDecodeError:
+                raised += 1
+        assert raised == 1  # one partition quarantines it
+        assert all(part.decode(b"\x00garbage", "worse") == [] for part in parts[1:])
+        with pytest.raises(AlertDecodeError):
+            parts[0].decode(b"\x00garbage", "worse")
+    peeking = [StockPartition(PeekingFormat(), index, 3) for index in range(3)]
+    for part in peeking:
+        for line in lines:
+            part.decode(line, "f")
+    assert sum(part.alert_format.decoded for part in peeking) == len(lines)  # each record decoded once in all
+
+
 def test_which_stores_can_serve_several_processes(tmp_path: Path) -> None:
     note = check_store(f"sqlite:///{tmp_path}/s.db", 2)
     assert note is not None and "SQLite" in note and "lock" in note
@@ -137,6 +181,31 @@ def test_which_stores_can_serve_several_processes(tmp_path: Path) -> None:
         check_store(f"sqlite:///{tmp_path}/s.db", SQLITE_MAX_WORKERS + 1)
     with pytest.raises(AmpelError, match=r"other hosts.*PostgreSQL"):
         check_store(f"sqlite:///{tmp_path}/s.db", 2, "dask", "tcp://10.0.0.1:8786")
+
+
+def _work(seconds: float, outcome: str, report: Any) -> dict[str, Any]:
+    report("items", 1)
+    time.sleep(seconds)
+    if outcome == "raise":
+        raise ValueError("unit exploded")
+    if outcome == "die":
+        os._exit(3)
+    return {"slept": seconds}
+
+
+def test_local_executor_results_progress_and_failures() -> None:
+    from ampel_core.parallel import LocalExecutor
+
+    progress: Counter[str] = Counter()
+    assert LocalExecutor().run(_work, [(0.0, "ok"), (0.1, "ok")], lambda label, n: progress.update({label: n})) == [
+        {"slept": 0.0}, {"slept": 0.1}]
+    assert progress == {"items": 2}
+    started = time.perf_counter()
+    with pytest.raises(AmpelError, match=r"worker 2 of 3 failed: ValueError: unit exploded"):
+        LocalExecutor().run(_work, [(30.0, "ok"), (0.0, "raise"), (30.0, "ok")], None)
+    assert time.perf_counter() - started < 15  # the others were stopped, not waited for
+    with pytest.raises(AmpelError, match="worker 1 of 1 failed: process exited with code 3"):
+        LocalExecutor().run(_work, [(0.0, "die")], None)
 
 
 # identical results -------------------------------------------------------------------------------
@@ -185,7 +254,9 @@ def test_postgresql_workers_and_dask_give_identical_results(tmp_path: Path, post
         store.close()
 
 
-def test_empty_states_do_not_collide_across_stocks(tmp_path: Path, ampel_manager: Any) -> None:
+def test_channels_without_rights_make_no_state(tmp_path: Path, ampel_manager: Any) -> None:
+    """An alert a channel may not see makes no state for it (the empty set's state id would be
+    every stock's, and its rows would belong to whichever stock came first)."""
     alerts = tmp_path / "private.jsonl"
     alerts.write_text("".join(json.dumps({"stock": name, "datapoints": [
         {"time": 60300.0, "band": "ztfg", "flux": 900.0, "flux_err": 20.0, "tags": ["ZTF_PRIV"]}]}) + "\n"
@@ -193,14 +264,12 @@ def test_empty_states_do_not_collide_across_stocks(tmp_path: Path, ampel_manager
     url = f"sqlite:///{tmp_path / 'store.db'}"
     document = job_document(url, alerts)
     document["channels"][1]["filter"] = {"unit": "AcceptAll"}
-    run_job(load_job(document))
+    summary = run_job(load_job(document))
+    assert summary.rejected["PUBLIC"] == 2 and summary.accepted["ALL"] == 2
     store = open_store(url)
-    stocks = store.select_stocks("PUBLIC")
-    assert len(stocks) == 2
-    # a channel that sees none of a stock's datapoints has no state of it (an empty state would be
-    # one id shared by every stock), and so schedules nothing for it
-    assert not any(store.channel_states(stock, "PUBLIC") for stock in stocks)
-    assert all(len(store.channel_states(stock, "ALL")) == 1 for stock in stocks)
+    assert store.select_stocks("PUBLIC") == []
+    stocks = store.select_stocks("ALL")
+    assert len(stocks) == 2 and all(len(store.channel_states(stock, "ALL")) == 1 for stock in stocks)
     assert store.counts()["states"] == store.counts()["tickets"] == 2  # ALL's, one per stock
 
 

@@ -1,0 +1,1 @@
+"""AMPEL's PostgreSQL store: ``postgresql://user@host:port/database`` (see `ampel_postgres.store`)."""

@@ -1,0 +1,161 @@
+"""The production store: PostgreSQL through psycopg 3.
+
+URLs: ``postgresql://user:password@host:port/database`` (also ``postgres://`` and
+``postgresql+psycopg://``); any libpq parameter may follow as a query string, e.g.
+``?options=-csearch_path%3Dmy_schema`` to keep a store in its own schema.
+
+Many worker processes on many hosts share one database:
+
+- T2 tickets are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` plus a lease, so concurrent
+  claimers never wait for each other and never get the same ticket; a ticket whose lease ran out
+  (its worker died) is claimable again.
+- Immutable tables (`ampel_core.store.IMMUTABLE_TABLES`) refuse UPDATE, DELETE and TRUNCATE in a
+  trigger.
+- The schema is created by the first store that opens an empty database and is versioned in the
+  ``meta`` table; opening a database whose schema is newer than this code knows is a `StoreError`,
+  an older one is upgraded by the migrations in `MIGRATIONS` (under an advisory lock, so
+  concurrent openers create or upgrade it once).
+
+Lease times are compared with each host's clock: keep the worker hosts' clocks in sync (NTP).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import conninfo
+
+from ampel_core.store import IMMUTABLE_TABLES, SCHEMA_VERSION, TABLES, SqlStore, StoreError, Ticket
+
+# MIGRATIONS[n]: the statements that take a schema from version n to n + 1
+MIGRATIONS: dict[int, list[str]] = {}
+
+_REFUSE_CHANGE = """
+CREATE OR REPLACE FUNCTION ampel_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% rows are immutable: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'restrict_violation';
+END $$"""
+
+
+def connection_string(url: str) -> str:
+    """The libpq connection URI for a store URL (``postgresql+psycopg://`` and ``postgres://``
+    become ``postgresql://``)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.partition("+")[0] not in ("postgresql", "postgres"):
+        raise StoreError(f"not a PostgreSQL store URL: {url!r} (expected postgresql://user@host:port/database)")
+    return f"postgresql://{rest}"
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for messages."""
+    try:
+        parts = conninfo.conninfo_to_dict(connection_string(url))
+    except (psycopg.ProgrammingError, StoreError):
+        return "<unparsable URL>"
+    if "password" in parts:
+        parts["password"] = "***"
+    return conninfo.make_conninfo("", **{k: v for k, v in parts.items() if v is not None})
+
+
+class PostgresStore(SqlStore):
+    placeholder = "%s"
+
+    def connect(self) -> psycopg.Connection[Any]:
+        dsn = connection_string(self.url)
+        given = conninfo.conninfo_to_dict(dsn)
+        defaults = {key: value for key, value in (("application_name", "ampel"), ("connect_timeout", "10"))
+                    if key not in given}
+        try:
+            # autocommit: a single statement is its own transaction (one round trip, no BEGIN/COMMIT);
+            # `transaction` wraps the multi-statement writes
+            return psycopg.connect(conninfo.make_conninfo(dsn, **defaults), autocommit=True)
+        except psycopg.OperationalError as error:
+            raise StoreError(f"cannot connect to the PostgreSQL store {redacted(self.url)}: {error}".strip()) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        # executemany runs in psycopg's pipeline mode: a batch's rows go to the server without a
+        # round trip each (COPY through a staging table measured no faster; see docs/scaling.md)
+        with self.conn.transaction(), self.conn.cursor() as cursor:
+            yield cursor
+
+    def execute(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One statement, atomic on its own."""
+        with self.conn.cursor() as cursor:
+            cursor.execute(self.sql(query), params)
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def schema_statements(self) -> list[str]:
+        tables = TABLES.format(serial="BIGSERIAL PRIMARY KEY", blob="BYTEA")
+        statements = [s.strip() for s in tables.split(";") if s.strip()]
+        statements.append(_REFUSE_CHANGE)
+        for table in IMMUTABLE_TABLES:
+            statements += [
+                f"CREATE OR REPLACE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION ampel_refuse_change()",
+                f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION ampel_refuse_change()",
+            ]
+        return statements
+
+    def create_schema(self) -> None:
+        """Create the schema in an empty database, upgrade an older one, refuse a newer one."""
+        try:
+            self._create_or_upgrade()
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _create_or_upgrade(self) -> None:
+        with self.transaction() as cursor:
+            # one opener at a time per schema creates or upgrades; the others then find it done
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ampel-schema:' || current_schema()))")
+            version = self._stored_version(cursor)
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{redacted(self.url)} has store schema version {version}, newer than this "
+                                 f"ampel-core understands ({SCHEMA_VERSION}): upgrade ampel-core and ampel-plugin-postgres")
+            if version == SCHEMA_VERSION:
+                return
+            if version == 0:
+                for statement in self.schema_statements():
+                    cursor.execute(statement)
+            else:
+                for step in range(version, SCHEMA_VERSION):
+                    if step not in MIGRATIONS:
+                        raise StoreError(f"{redacted(self.url)} has store schema version {version} and no upgrade "
+                                         f"path to {SCHEMA_VERSION} is known (missing migration from {step})")
+                    for statement in MIGRATIONS[step]:
+                        cursor.execute(statement)
+            cursor.execute("INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
+                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
+
+    @staticmethod
+    def _stored_version(cursor: Any) -> int:
+        """The schema version recorded in ``meta``; 0 for an empty database."""
+        cursor.execute("SELECT to_regclass('meta') IS NOT NULL")
+        if not cursor.fetchone()[0]:
+            return 0
+        cursor.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    def claim_tickets(self, owner: str, limit: int, lease: float, channels: Sequence[str] | None = None) -> list[Ticket]:
+        """Lease up to ``limit`` claimable tickets (pending and due, or with an expired lease),
+        skipping rows another transaction is claiming at this moment."""
+        now = time.time()
+        channel_clause = f" AND channel IN ({','.join('?' * len(channels))})" if channels else ""
+        rows = self.execute(
+            "UPDATE tickets SET status = 'running', owner = ?, lease_until = ?, attempts = attempts + 1 WHERE id IN "
+            "(SELECT id FROM tickets WHERE ((status = 'pending' AND not_before <= ?) OR (status = 'running' AND lease_until < ?))"
+            f"{channel_clause} ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) "
+            "RETURNING id, unit, trace, link_kind, link, version, stock, channel, attempts, status",
+            (owner, now + lease, now, now, *(channels or ()), limit))
+        return sorted((Ticket(*row) for row in rows), key=lambda t: t.id)
+
+
+def open_store(url: str) -> PostgresStore:
+    return PostgresStore(url)

@@ -1,0 +1,84 @@
+"""What the PostgreSQL store does beyond the shared contract: SKIP LOCKED claims, schema creation
+by concurrent openers, upgrades, TRUNCATE refusal and connection errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+import ampel_postgres.store as pg
+from ampel_core.store import SCHEMA_VERSION, StoreError, open_store
+from ampel_core.store_contract import alert_batch, datapoint
+from ampel_postgres.testing import postgres_store_url, postgres_url, scratch_schema  # noqa: F401 - fixtures
+
+
+def test_claims_skip_rows_locked_by_another_claimer(postgres_store_url: str) -> None:  # noqa: F811
+    store = open_store(postgres_store_url)
+    run = store.start_run("d" * 64, {}, {})
+    for i in range(3):
+        store.ingest(alert_batch(run, f"ZTF24lock{i}", i, [datapoint(f"ZTF24lock{i}", 0)]))
+    first_id = store.execute("SELECT MIN(id) FROM tickets")[0][0]  # type: ignore[attr-defined]
+    with psycopg.connect(pg.connection_string(postgres_store_url)) as holder:
+        holder.execute("SELECT id FROM tickets WHERE id = %s FOR UPDATE", (first_id,))  # a claim in flight
+        started = time.perf_counter()
+        claimed = store.claim_tickets("other", 10, 60)
+        assert time.perf_counter() - started < 1.0  # did not wait for the lock
+        assert [t.id for t in claimed] == [first_id + 1, first_id + 2]
+        holder.rollback()
+    assert [t.id for t in store.claim_tickets("other", 10, 60)] == [first_id]
+    store.close()
+
+
+def test_concurrent_openers_create_the_schema_once(postgres_store_url: str) -> None:  # noqa: F811
+    errors: list[BaseException] = []
+
+    def open_and_close() -> None:
+        try:
+            open_store(postgres_store_url).close()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_and_close) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    store = open_store(postgres_store_url)
+    assert store.execute("SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]  # type: ignore[attr-defined]
+    store.close()
+
+
+def test_older_schema_is_upgraded_by_its_migrations(postgres_store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    open_store(postgres_store_url).close()
+    monkeypatch.setattr(pg, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(StoreError, match="no upgrade path"):
+        open_store(postgres_store_url)
+    monkeypatch.setattr(pg, "MIGRATIONS", {SCHEMA_VERSION: ["ALTER TABLE runs ADD COLUMN note TEXT"]})
+    store = open_store(postgres_store_url)
+    assert store.execute("SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION + 1),)]  # type: ignore[attr-defined]
+    assert store.execute("SELECT note FROM runs") == []  # type: ignore[attr-defined]
+    store.close()
+
+
+def test_truncate_of_immutable_tables_is_refused(postgres_store_url: str) -> None:  # noqa: F811
+    store = open_store(postgres_store_url)
+    store.ingest(alert_batch(store.start_run("d" * 64, {}, {}), "ZTF24trunc", 1, [datapoint("ZTF24trunc", 0)]))
+    with pytest.raises(psycopg.errors.RestrictViolation, match="immutable"):
+        store.execute("TRUNCATE datapoints CASCADE")  # type: ignore[attr-defined]
+    assert store.counts()["datapoints"] == 1
+    store.close()
+
+
+def test_url_forms_and_errors(postgres_url: str) -> None:  # noqa: F811
+    with scratch_schema(postgres_url) as url:
+        for form in (url.replace("postgresql://", "postgres://"), url.replace("postgresql://", "postgresql+psycopg://")):
+            open_store(form).close()
+    with pytest.raises(StoreError, match=r"cannot connect.*password=\*\*\*") as refused:
+        open_store("postgresql://nobody:secret@127.0.0.1:1/none")
+    assert "secret" not in str(refused.value)
+    with pytest.raises(StoreError, match="not a PostgreSQL store URL"):
+        pg.PostgresStore("mysql://x")
