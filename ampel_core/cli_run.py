@@ -47,8 +47,11 @@ def print_summary(summary: dict[str, Any], title: str = "run summary") -> None:
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
               help="Where the worker processes run: this machine, or a Dask cluster.")
 @click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a LocalCluster on this machine).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="AMPEL_CONFIG",
+              help="A built config (`ampel config build`) to hold the installation to: refuse to run when it is stale. "
+                   "Default: $AMPEL_CONFIG; none: no check.")
 def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_json: Path | None, no_progress: bool,
-        workers: int | None, executor: str, scheduler: str | None) -> None:
+        workers: int | None, executor: str, scheduler: str | None, config_path: Path | None) -> None:
     """Run JOB_FILE: its T0, T2 and T3 tasks in order, recorded as one run.
 
     With --workers N or --executor dask, T0 and T2 run in parallel into one store (see
@@ -63,6 +66,10 @@ def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_j
     from ampel_core.jobs import load_job, parse_overrides
 
     parsed = load_job(job_file, parse_overrides(list(overrides)), store)
+    if config_path:
+        from ampel_core.registry import require_current_config
+
+        require_current_config(config_path)
     parallel = executor == "dask" or (workers or 1) > 1
     if scheduler and executor != "dask":
         raise click.UsageError("--scheduler needs --executor dask")

@@ -167,3 +167,20 @@ def test_check_config_reports_plugin_added_and_removed(ampel_manager) -> None:
     assert check_config(built, current) == ["plugin ampel-plugin-new 1.0: installed since the build"]
     assert check_config(current, built) == ["plugin ampel-plugin-new 1.0: no longer installed"]
     assert check_config(built, built) == []
+
+
+def test_a_job_refuses_to_run_against_a_stale_config(tiny_plugin: Path, tmp_path: Path) -> None:
+    config = tmp_path / "conf.yaml"
+    assert ampel("config", "build", "-o", str(config)).returncode == 0
+    alerts = Path(__file__).parent / "data" / "ztf_sample.jsonl"
+    job = tmp_path / "job.yml"
+    job.write_text(yaml.safe_dump({"store": f"sqlite:///{tmp_path / 's.db'}", "channels": [{"name": "A"}], "tasks": [
+        {"tier": 0, "source": {"name": "files", "config": {"paths": [str(alerts)]}}, "format": {"name": "json"}}]}))
+    assert ampel("job", str(job), "--config", str(config), "--no-progress").returncode == 0
+    stale = yaml.safe_load(config.read_text())
+    stale["plugins"]["ampel-plugin-tiny"]["version"] = "0.2.0"
+    config.write_text(yaml.safe_dump(stale))
+    refused = ampel("job", str(job), "--config", str(config), "--no-progress")
+    assert refused.returncode == 2
+    assert (f"error: the config {config} is stale (plugin ampel-plugin-tiny: version 0.2.0 -> 0.3.1); rebuild it "
+            f"with `ampel config build -o {config}`") in refused.stderr
