@@ -23,7 +23,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ampel_core.alerts import AlertDecodeError, SourceRecord
 from ampel_core.errors import AmpelError
@@ -192,7 +192,7 @@ class T0Runtime:
                 self.summary.rejected[channel.name] += 1
                 continue
             try:
-                accepted, code, reason = _verdict(channel.filter.unit.process(alert))
+                accepted, code, reason = _verdict(cast(AlertFilter, channel.filter.unit).process(alert))
             except Exception as error:
                 batch.failed.append((alert.id, channel.name, alert.stock, channel.filter.trace.id,
                                      f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=5)}"))

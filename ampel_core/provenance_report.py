@@ -86,7 +86,7 @@ def to_prov_document(chain: dict[str, Any]) -> Any:
     are entities; T0 ingest and T2 runs are activities; distributions are agents."""
     from prov.model import ProvDocument
 
-    doc = ProvDocument()
+    doc: Any = ProvDocument()  # prov's annotations do not admit plain str attribute keys
     doc.add_namespace("ampel", "https://ampelproject.github.io/ns#")
     runs = {}
     for run in chain["runs"]:

@@ -14,9 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
+
+if TYPE_CHECKING:
+    from ampel_core.units import Unit
 
 from ampel_core.plugins import _requires_core, core_version, get_manager
 
@@ -71,7 +74,7 @@ class Registry:
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     aliases: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
-    _classes: dict[str, type] = field(default_factory=dict, repr=False)
+    _classes: dict[str, type[Unit]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def collect(cls, manager: pluggy.PluginManager) -> Registry:
@@ -87,7 +90,7 @@ class Registry:
                 for name, path in (provided or {}).items():
                     registry._add(target, hook_name, name, path, impl.plugin_name)
         for impl in manager.hook.ampel_config_fragments.get_hookimpls():
-            fragment = impl.function() or {}
+            fragment = cast(dict[str, Any], impl.function() or {})
             registry.channels.update(fragment.get("channels", {}))
             registry.aliases.update(fragment.get("aliases", {}))
         return registry
@@ -103,7 +106,7 @@ class Registry:
                 f"with one name; rename one or uninstall one")
         target[name] = Component(name, path, dist, version)
 
-    def unit_class(self, name: str) -> type:
+    def unit_class(self, name: str) -> type[Unit]:
         """The class of unit ``name``; RegistryError names the unit, plugin and import error."""
         if name not in self._classes:
             if name not in self.units:

@@ -376,7 +376,7 @@ class SqlStore:
         if channel:
             query += " AND channel = ?"
             params.append(channel)
-        return [tuple(row) for row in self.execute(query + " ORDER BY seq", params)]  # type: ignore[misc]
+        return [tuple(row) for row in self.execute(query + " ORDER BY seq", params)]
 
     def _result(self, row: tuple[Any, ...]) -> tuple[int, Result]:
         return row[0], Result(unit=row[1], trace=row[2], link_kind=row[3], link=row[4], stock=row[5], status=row[6],
@@ -485,7 +485,7 @@ class SqlStore:
         """(id, unit, link, status, attempts, error) of the tickets, in id order."""
         query = "SELECT id, unit, link, status, attempts, error FROM tickets"
         rows = self.execute(query + (" WHERE status = ? ORDER BY id" if status else " ORDER BY id"), (status,) if status else ())
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+        return [tuple(row) for row in rows]
 
     def next_ticket_time(self, channels: Sequence[str] | None = None) -> float | None:
         """When the next pending or leased ticket (of ``channels``, default all) becomes claimable

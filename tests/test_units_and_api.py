@@ -32,7 +32,7 @@ def test_json_format_decodes_and_rejects_clearly(sample_alerts: Path) -> None:
     alerts = sn2021rhu(sample_alerts)
     assert len(alerts) == 34 and alerts[-1].trigger.band in ("ztfg", "ztfr")
     assert alerts[-1].trigger.flux > 0 and alerts[-1].trigger.zp == 25.0
-    with pytest.raises(AlertDecodeError, match="x.json line 2: missing field: 'datapoints'"):
+    with pytest.raises(AlertDecodeError, match=r"x\.json line 2: missing field: 'datapoints'"):
         JsonAlertFormat().decode(b'{"stock": "a", "datapoints": [{"time": 1, "band": "g"}]}\n{"stock": "b"}\n', "x.json")
     with pytest.raises(AlertDecodeError, match="no alert in 0 bytes"):
         JsonAlertFormat().decode(b"", "empty.json")
