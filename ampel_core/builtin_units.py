@@ -29,7 +29,7 @@ class MinDetectionsFilter(AlertFilter):
     min_bands: int = Field(1, ge=1, description="Minimum number of distinct bands among them.")
 
     def process(self, alert: Alert) -> bool | Reject:
-        detections = [dp for dp in alert.datapoints if dp.is_detection]
+        detections = alert.detections
         if len(detections) < self.min_detections:
             return Reject(-1, f"{len(detections)} detections < {self.min_detections}")
         if len({dp.band for dp in detections}) < self.min_bands:

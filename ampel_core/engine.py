@@ -178,8 +178,10 @@ class T0Runtime:
         # the batch commits, and stored ones a combiner needed are read once per batch
         points: dict[int, DataPoint] = {}
         self._scheduled: set[tuple[str, str]] = set()
+        payloads = {record.origin: record.payload for record in records}
         for origin, alert, takers in taken:
-            self._ingest(origin, alert, takers, stored.setdefault(alert.stock, {}), points, batch)
+            if self._complete(origin, alert, takers, payloads, batch):
+                self._ingest(origin, alert, takers, stored.setdefault(alert.stock, {}), points, batch)
         self.store.ingest(batch)
 
     def _filter(self, alert: Alert, batch: IngestBatch) -> list[tuple[Channel, int]]:
@@ -209,6 +211,24 @@ class T0Runtime:
         else:
             self.summary.unaccepted += 1
         return takers
+
+    def _complete(self, origin: str, alert: Alert, takers: list[tuple[Channel, int]], payloads: dict[str, bytes],
+                  batch: IngestBatch) -> bool:
+        """Build the datapoints a format deferred (`LazyDataPoints`); when that fails, the alert
+        counts as failed for the channels that took it and its bytes are quarantined."""
+        try:
+            len(alert.datapoints)
+            return True
+        except Exception as error:
+            reason = f"alert {alert.id}: datapoints could not be built: {type(error).__name__}: {error}"
+            batch.quarantined.append((origin, reason, payloads.get(origin, b"")))
+            for channel, _ in takers:
+                batch.failed.append((alert.id, channel.name, alert.stock, channel.filter.trace.id, reason))
+                self.summary.accepted[channel.name] -= 1
+                self.summary.failed[channel.name] += 1
+            self.summary.ingested -= 1
+            self.summary.unaccepted += 1
+            return False
 
     def _ingest(self, origin: str, alert: Alert, takers: list[tuple[Channel, int]],
                 known: dict[int, tuple[str, ...]], points: dict[int, DataPoint], batch: IngestBatch) -> None:

@@ -19,8 +19,9 @@ have an empty ``band`` and no flux.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 PHOTOMETRY_FIELDS = ("time", "band", "flux", "flux_err", "zp", "zpsys", "mag", "mag_err", "upper_limit")
 
@@ -73,11 +74,61 @@ def content_id(*parts: object) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
+class LazyDataPoints(Sequence[DataPoint]):
+    """An alert's datapoints whose costly part (e.g. hundreds of upper limits) is built on first
+    use, so that alerts every filter rejects on their detections never build it.
+
+    ``detections`` (the trigger first) are built at once and must be all datapoints of the alert
+    for which `DataPoint.is_detection` holds; ``rest`` builds the others when they are needed.
+    """
+
+    __slots__ = ("_all", "_rest", "detections")
+
+    def __init__(self, detections: list[DataPoint], rest: Callable[[], list[DataPoint]]) -> None:
+        self.detections = detections
+        self._rest: Callable[[], list[DataPoint]] | None = rest
+        self._all: list[DataPoint] | None = None
+
+    def materialize(self) -> list[DataPoint]:
+        if self._all is None:
+            assert self._rest is not None
+            self._all = self.detections + self._rest()
+            self._rest = None
+        return self._all
+
+    def __len__(self) -> int:
+        return len(self.materialize())
+
+    @overload
+    def __getitem__(self, index: int) -> DataPoint: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[DataPoint]: ...
+    def __getitem__(self, index: int | slice) -> DataPoint | list[DataPoint]:
+        if isinstance(index, int) and 0 <= index < len(self.detections):
+            return self.detections[index]
+        return self.materialize()[index]
+
+    def __iter__(self) -> Iterator[DataPoint]:
+        return iter(self.materialize())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return self.materialize() == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable on first use, like a list
+
+    def __repr__(self) -> str:
+        built = "built" if self._all is not None else "not built yet"
+        return f"LazyDataPoints({len(self.detections)} detections, the rest {built})"
+
+
 @dataclass(slots=True)
 class Alert:
     """One survey message in survey-neutral form, as an alert format decodes it.
 
-    ``datapoints[0]`` is the measurement that triggered the alert; the rest is history.
+    ``datapoints[0]`` is the measurement that triggered the alert; the rest is history. A format
+    may pass `LazyDataPoints` so that the bulk of the history is built only for alerts that need it.
     ``extra`` holds small survey fields filters may use; ``blobs`` holds large binary parts
     (e.g. image cutouts), stored by alert and never copied into datapoints.
     """
@@ -85,7 +136,7 @@ class Alert:
     id: int
     stock: int
     stock_name: str
-    datapoints: list[DataPoint]
+    datapoints: Sequence[DataPoint]
     extra: dict[str, Any] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     tags: tuple[str, ...] = ()  # added to the stock's tags (e.g. a survey or a solar-system flag)
@@ -94,6 +145,14 @@ class Alert:
     def trigger(self) -> DataPoint:
         """The measurement that triggered the alert."""
         return self.datapoints[0]
+
+    @property
+    def detections(self) -> list[DataPoint]:
+        """The datapoints that are detections (`DataPoint.is_detection`), trigger first; cheap for
+        `LazyDataPoints`, whose other datapoints it does not build."""
+        if isinstance(self.datapoints, LazyDataPoints):
+            return self.datapoints.detections
+        return [dp for dp in self.datapoints if dp.is_detection]
 
 
 @dataclass(frozen=True, slots=True)

@@ -287,7 +287,7 @@ def _check_combiner(unit: Combiner, alerts: Sequence[Alert], runner: _Runner, ed
     inputs = [(f"datapoints of {alert.stock_name} after alert {alert.id}", list(points))
               for alert, points in _accumulated(alerts)]
     if edge_cases and alerts:
-        inputs.append((f"edge case: one datapoint of {alerts[0].stock_name}", alerts[0].datapoints[:1]))
+        inputs.append((f"edge case: one datapoint of {alerts[0].stock_name}", list(alerts[0].datapoints[:1])))
     for label, points in inputs:
         output = runner.call(label, unit.combine, points)
         if output is _FAILED:

@@ -361,3 +361,44 @@ def test_diff_across_stores_shows_a_recalibrated_variant(tmp_path: Path, sample_
         assert all(key.endswith("peak_flux") for key in changes)
         assert all(abs(b / a - 1.02) < 1e-9 for a, b in changes.values())
     assert diff(first["store"], run_a, run_b, rel_tol=0.03, second_store_url=second["store"]).same
+
+
+def test_lazy_history_is_built_only_for_taken_alerts_and_a_failing_one_is_accounted(tmp_path: Path, ampel_manager) -> None:
+    from ampel_core.alerts import SourceRecord
+    from ampel_core.engine import Channel, T0Runtime
+    from ampel_core.jobs import ChannelConfig
+    from ampel_core.models import Alert, DataPoint, LazyDataPoints
+    from ampel_core.registry import get_registry
+
+    built: list[int] = []
+
+    def decode(payload: bytes, origin: str) -> list[Alert]:
+        number = int(payload)
+        trigger = DataPoint(id=number, stock=number, time=60000.0 + number, band="ztfg", flux=10.0 * number, flux_err=1.0)
+
+        def rest() -> list[DataPoint]:
+            built.append(number)
+            if number == 3:
+                raise ValueError("fid 7 is not a ZTF band")
+            return [DataPoint(id=1000 + number, stock=number, time=59990.0, band="ztfg", flux=None, flux_err=0.5,
+                              upper_limit=True)]
+
+        return [Alert(id=number, stock=number, stock_name=f"S{number}", datapoints=LazyDataPoints([trigger], rest))]
+
+    store = open_store(f"sqlite:///{tmp_path / 'lazy.db'}")
+    channel = Channel.build(get_registry(), ChannelConfig(name="BRIGHT", filter={"unit": "MinDetectionsFilter"}))
+    summary = RunSummary()
+    # every alert has a detection, so every alert is taken and its history built; alert 3's fails
+    T0Runtime(store, [channel], 1, summary).process([SourceRecord(f"r{n}", str(n).encode()) for n in (1, 2, 3)], decode)
+    assert sorted(built) == [1, 2, 3]
+    assert (summary.accepted["BRIGHT"], summary.failed["BRIGHT"], summary.quarantined) == (2, 1, 0)
+    assert summary.ingested + summary.unaccepted == summary.alerts == 3
+    [(origin, reason, payload)] = store.quarantined()
+    assert (origin, payload) == ("r3", b"3") and "fid 7 is not a ZTF band" in reason
+    assert store.counts()["datapoints"] == 4  # two triggers and their upper limits; nothing of alert 3
+
+    built.clear()
+    picky = Channel.build(get_registry(), ChannelConfig(name="PICKY", filter={
+        "unit": "MinDetectionsFilter", "config": {"min_detections": 2}}))
+    T0Runtime(store, [picky], 1, RunSummary()).process([SourceRecord("r4", b"4")], decode)
+    assert built == []  # rejected on its detections: the upper limits were never built

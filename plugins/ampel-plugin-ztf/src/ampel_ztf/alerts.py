@@ -39,7 +39,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ampel_core.alerts import AlertDecodeError
-from ampel_core.models import Alert, DataPoint, content_id
+from ampel_core.models import Alert, DataPoint, LazyDataPoints, content_id
 from ampel_ztf.avro import read_container
 from ampel_ztf.ids import to_stock_id
 
@@ -188,22 +188,37 @@ class ZTFAlertFormat(BaseModel):
         stock = to_stock_id(name)
         candidate = record["candidate"]
         trigger = detection(candidate, stock)
-        datapoints = [trigger]
+        detections = [trigger]
         seen = {trigger.id}
-        for entry in record.get("prv_candidates") or ():
+        history = record.get("prv_candidates") or ()
+        for entry in history:
             if entry["candid"] is not None and entry["magpsf"] is not None:
-                point: DataPoint | None = detection(entry, stock)
-            else:
-                point = upper_limit(entry, stock)
-            if point is not None and point.id not in seen:
-                seen.add(point.id)
-                datapoints.append(point)
-        if self.forced_photometry:
-            for entry in record.get("fp_hists") or ():
-                point = forced_point(entry, stock)
-                if point is not None and point.id not in seen:
+                point = detection(entry, stock)
+                if point.id not in seen and point.is_detection:
                     seen.add(point.id)
-                    datapoints.append(point)
+                    detections.append(point)
+            elif (entry["fid"] not in BANDS or type(entry["programid"]) is not int or type(entry["jd"]) is not float
+                  or not (entry["diffmaglim"] is None or type(entry["diffmaglim"]) is float)):
+                # checked now, built later (rest): a bad entry must make the alert undecodable here
+                raise ValueError(f"upper limit with fid {entry['fid']!r}, programid {entry['programid']!r}, "
+                                 f"jd {entry['jd']!r}, diffmaglim {entry['diffmaglim']!r}")
+        fp_hists = (record.get("fp_hists") or ()) if self.forced_photometry else ()
+
+        def rest() -> list[DataPoint]:
+            """Upper limits and forced photometry: most of an alert, built only when needed."""
+            points, ids = [], set(seen)
+            for entry in history:
+                point = upper_limit(entry, stock) if entry["candid"] is None or entry["magpsf"] is None else None
+                if point is not None and point.id not in ids:
+                    ids.add(point.id)
+                    points.append(point)
+            for entry in fp_hists:
+                point = forced_point(entry, stock)
+                if point is not None and point.id not in ids:
+                    ids.add(point.id)
+                    points.append(point)
+            return points
+
         extra = {key: value for key, value in record.items() if key not in NOT_EXTRA}
         for key in FILTER_FIELDS:
             extra[key] = candidate.get(key)
@@ -215,4 +230,5 @@ class ZTFAlertFormat(BaseModel):
                 if isinstance(data, bytes) and data:
                     blobs[key] = data
         alert_id = record.get("candid") or candidate["candid"]
-        return Alert(id=alert_id, stock=stock, stock_name=name, datapoints=datapoints, extra=extra, blobs=blobs)
+        return Alert(id=alert_id, stock=stock, stock_name=name, datapoints=LazyDataPoints(detections, rest),
+                     extra=extra, blobs=blobs)

@@ -71,7 +71,7 @@ class ZTFDecentFilter(AlertFilter):
         c = alert.trigger.extra
         if self.require_positive and c.get("isdiffpos") not in ("t", "1"):
             return Reject(-1, "negative subtraction")
-        times = [dp.time for dp in alert.datapoints if not dp.upper_limit]
+        times = [dp.time for dp in alert.detections]
         if len(times) < self.min_ndet:
             return Reject(-2, f"{len(times)} detections < {self.min_ndet}")
         span = max(times) - min(times)
