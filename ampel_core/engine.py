@@ -21,7 +21,7 @@ import sys
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -563,28 +563,23 @@ def environment(registry: Registry) -> dict[str, Any]:
             "plugins": {name: version for name, version, _ in registry.plugins()}, "libraries": libraries}
 
 
-def run_job(job: Job, progress: Progress | None = None, registry: Registry | None = None) -> RunSummary:
-    """Run every task of ``job`` against its store and record the run. Units are configured (and
-    their config validated) before anything is written."""
-    registry = registry or get_registry()
-    channels = {config.name: Channel.build(registry, config) for config in job.channels}
-    store = open_store(job.store)
+@contextlib.contextmanager
+def recorded_run(job: Job, registry: Registry, channels: dict[str, Channel]) -> Iterator[RunSummary]:
+    """Record one run of ``job``: start it (job digest, environment, the channels' unit traces),
+    yield its summary, and end it with its status and counts however the body exits. The store is
+    open only to record: the body opens its own connections."""
     document = job.model_dump(mode="json")
     summary = RunSummary()
     started = time.perf_counter()
-    run = store.start_run(digest(document), document, environment(registry))
-    summary.run = run
-    registry.manager.hook.ampel_run_started(run_id=run, job=document)
-    store.add_traces(t for channel in channels.values() for t in channel.traces())
+    store = open_store(job.store)
     try:
-        for task in job.tasks:
-            if isinstance(task, T0Task):
-                selected = [channels[name] for name in task.channels] if task.channels else list(channels.values())
-                run_t0(store, registry, task, selected, run, summary, progress)
-            elif isinstance(task, T2Task):
-                run_t2(store, registry, task, run, summary, progress)
-            else:
-                run_t3(store, registry, task, channels, run, summary)
+        summary.run = store.start_run(digest(document), document, environment(registry))
+        store.add_traces(t for channel in channels.values() for t in channel.traces())
+    finally:
+        store.close()
+    registry.manager.hook.ampel_run_started(run_id=summary.run, job=document)
+    try:
+        yield summary
         summary.status = "ok"
     except KeyboardInterrupt:
         summary.status = "interrupted"
@@ -594,7 +589,28 @@ def run_job(job: Job, progress: Progress | None = None, registry: Registry | Non
         raise
     finally:
         summary.wall_seconds = time.perf_counter() - started
-        store.end_run(run, summary.status, summary.as_dict())
-        registry.manager.hook.ampel_run_finished(run_id=run, summary=summary.as_dict())
+        store = open_store(job.store)
+        store.end_run(summary.run, summary.status, summary.as_dict())
         store.close()
+        registry.manager.hook.ampel_run_finished(run_id=summary.run, summary=summary.as_dict())
+
+
+def run_job(job: Job, progress: Progress | None = None, registry: Registry | None = None) -> RunSummary:
+    """Run every task of ``job`` against its store and record the run. Units are configured (and
+    their config validated) before anything is written."""
+    registry = registry or get_registry()
+    channels = {config.name: Channel.build(registry, config) for config in job.channels}
+    with recorded_run(job, registry, channels) as summary:
+        store = open_store(job.store)
+        try:
+            for task in job.tasks:
+                if isinstance(task, T0Task):
+                    selected = [channels[name] for name in task.channels] if task.channels else list(channels.values())
+                    run_t0(store, registry, task, selected, summary.run, summary, progress)
+                elif isinstance(task, T2Task):
+                    run_t2(store, registry, task, summary.run, summary, progress)
+                else:
+                    run_t3(store, registry, task, channels, summary.run, summary)
+        finally:
+            store.close()
     return summary

@@ -44,7 +44,7 @@ from typing import Any
 
 from ampel_core.alerts import SourceRecord
 from ampel_core.engine import (
-    Channel, Progress, RunSummary, T0Runtime, T2Runtime, build_component, environment, run_t3,
+    Channel, Progress, RunSummary, T0Runtime, T2Runtime, build_component, environment, recorded_run, run_t3,
 )
 from ampel_core.errors import AmpelError
 from ampel_core.jobs import Job, T0Task, T2Task
@@ -362,51 +362,34 @@ def run_job_parallel(job: Job, workers: int | None = None, executor: str = "loca
             _check_replayable(registry, task)
     channels = {config.name: Channel.build(registry, config) for config in job.channels}
     document = job.model_dump(mode="json")
-    store = open_store(job.store)
-    summary = RunSummary()
-    started = time.perf_counter()
-    run = summary.run = store.start_run(digest(document), document, environment(registry))
-    registry.manager.hook.ampel_run_started(run_id=run, job=document)
-    store.add_traces(t for channel in channels.values() for t in channel.traces())
-    store.close()  # the workers open their own connections; none is shared across fork
-    pool: LocalExecutor | DaskExecutor | None = None
-    try:
-        pool = DaskExecutor(scheduler, workers) if executor == "dask" else LocalExecutor()
-        if workers is None:
-            workers = pool.slots()  # type: ignore[union-attr]
-        for number, task in enumerate(job.tasks):
-            if isinstance(task, T0Task):
-                t0_started = time.perf_counter()
-                parts = pool.run(t0_work, [(document, number, run, index, workers) for index in range(workers)], progress)
-                for index, part in enumerate(parts):
-                    merge(summary, part, records=index == 0)
-                summary.t0_seconds += time.perf_counter() - t0_started
-            elif isinstance(task, T2Task):
-                task_document = task.model_dump(mode="json")
-                parts = pool.run(t2_work, [(job.store, task_document, run, True, 0.0)] * workers, progress)
-                for part in parts:
-                    merge(summary, part, records=False)
-            else:
-                store = open_store(job.store)
-                try:
-                    run_t3(store, registry, task, channels, run, summary)
-                finally:
-                    store.close()
-        summary.status = "ok"
-    except KeyboardInterrupt:
-        summary.status = "interrupted"
-        raise
-    except BaseException:
-        summary.status = "failed"
-        raise
-    finally:
-        if isinstance(pool, DaskExecutor):
-            pool.close()
-        summary.wall_seconds = time.perf_counter() - started
-        store = open_store(job.store)
-        store.end_run(run, summary.status, summary.as_dict())
-        store.close()
-        registry.manager.hook.ampel_run_finished(run_id=run, summary=summary.as_dict())
+    with recorded_run(job, registry, channels) as summary:  # the workers open their own connections
+        run = summary.run
+        pool: LocalExecutor | DaskExecutor | None = None
+        try:
+            pool = DaskExecutor(scheduler, workers) if executor == "dask" else LocalExecutor()
+            if workers is None:
+                workers = pool.slots()  # type: ignore[union-attr]
+            for number, task in enumerate(job.tasks):
+                if isinstance(task, T0Task):
+                    t0_started = time.perf_counter()
+                    parts = pool.run(t0_work, [(document, number, run, index, workers) for index in range(workers)], progress)
+                    for index, part in enumerate(parts):
+                        merge(summary, part, records=index == 0)
+                    summary.t0_seconds += time.perf_counter() - t0_started
+                elif isinstance(task, T2Task):
+                    task_document = task.model_dump(mode="json")
+                    parts = pool.run(t2_work, [(job.store, task_document, run, True, 0.0)] * workers, progress)
+                    for part in parts:
+                        merge(summary, part, records=False)
+                else:
+                    store = open_store(job.store)
+                    try:
+                        run_t3(store, registry, task, channels, run, summary)
+                    finally:
+                        store.close()
+        finally:
+            if isinstance(pool, DaskExecutor):
+                pool.close()
     return summary
 
 
