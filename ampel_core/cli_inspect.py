@@ -118,7 +118,7 @@ def stock_plot(name: str, store_url: str, output: Path, dpi: int) -> None:
 def provenance(identifier: str, store_url: str, prov_json: Path | None) -> None:
     """Trace IDENTIFIER back to its origins: result (a number or result:N) <- unit trace (distribution,
     version, code digest, resources, config) <- state (64 hex digits or state:ID) <- datapoints
-    (datapoint:N) <- alerts (origin) <- runs (job digest, environment)."""
+    (datapoint:STOCK:N) <- alerts (origin) <- runs (job digest, environment)."""
     from ampel_core.provenance_report import provenance_chain, to_prov_document
     from ampel_core.store import open_store
 

@@ -254,7 +254,7 @@ class T0Runtime:
                 visible = [i for i, tags in known.items() if channel.sees(tags)]
                 if channel.combiner is not None:
                     missing = [i for i in visible if i not in points]
-                    points.update((dp.id, dp) for dp in self.store.get_datapoints(missing))
+                    points.update((dp.id, dp) for dp in self.store.get_datapoints(stock, missing))
                     chosen = sorted((points[i] for i in visible), key=lambda d: (d.time, d.id))
                     visible = list(channel.combiner.unit.combine(chosen))  # type: ignore[attr-defined]
                 # no datapoint visible, no state: an empty state would be one id shared by every stock
@@ -425,7 +425,7 @@ class T2Runtime:
     def _process(self, configured: ConfiguredUnit, ticket: Ticket) -> Any:
         unit = configured.unit
         if isinstance(unit, PointUnit):
-            return unit.process(self.store.get_datapoints([int(ticket.link)])[0])
+            return unit.process(self.store.get_datapoints(ticket.stock, [int(ticket.link)])[0])
         if isinstance(unit, StockUnit):
             return unit.process(stock_view(self.store, ticket.stock, ticket.channel, None))
         state = self._state_view(ticket)
@@ -444,7 +444,7 @@ class T2Runtime:
             raise AmpelError(f"state {ticket.link} of ticket {ticket.id} is not in the store")
         stock = self.store.get_stock(ticket.stock)
         name = stock.names[0] if stock and stock.names else str(ticket.stock)
-        return StateView(state.id, state.stock, name, ticket.channel, tuple(self.store.get_datapoints(state.datapoints)))
+        return StateView(state.id, state.stock, name, ticket.channel, tuple(self.store.get_datapoints(state.stock, state.datapoints)))
 
     def _dependencies(self, unit: TiedStateUnit, ticket: Ticket) -> dict[str, dict[str, Any]] | None:
         """Dependency results by unit name; None while one is still pending."""

@@ -24,7 +24,8 @@ def _parse(identifier: str) -> tuple[str, str]:
         return "state", identifier
     if identifier.isdigit():
         return "result", identifier
-    raise AmpelError(f"cannot read {identifier!r} as an id: use result:N, state:<64 hex digits> or datapoint:N")
+    raise AmpelError(f"cannot read {identifier!r} as an id: use result:N, state:<64 hex digits> or "
+                     "datapoint:STOCK:N (STOCK a stock name or id)")
 
 
 def provenance_chain(store: Store, identifier: str) -> dict[str, Any]:
@@ -32,6 +33,7 @@ def provenance_chain(store: Store, identifier: str) -> dict[str, Any]:
     kind, value = _parse(identifier)
     chain: dict[str, Any] = {}
     datapoint_ids: list[int] = []
+    stock_id: int | None = None
     if kind == "result":
         result = store.get_result(int(value))
         if result is None:
@@ -39,6 +41,7 @@ def provenance_chain(store: Store, identifier: str) -> dict[str, Any]:
         chain["result"] = {"id": int(value), **asdict(result)}
         trace = store.get_trace(result.trace)
         chain["trace"] = asdict(trace) if trace else {"id": result.trace, "missing": True}
+        stock_id = result.stock
         if result.link_kind == "state":
             kind, value = "state", result.link
         elif result.link_kind == "point":
@@ -50,13 +53,17 @@ def provenance_chain(store: Store, identifier: str) -> dict[str, Any]:
         if state is None:
             raise AmpelError(f"no state {value} in {store.url}")
         chain["state"] = {"id": state.id, "stock": state.stock, "datapoints": len(state.datapoints)}
-        datapoint_ids = list(state.datapoints)
+        datapoint_ids, stock_id = list(state.datapoints), state.stock
     if kind == "datapoint":
-        datapoint_ids = [int(value)]
+        name, _, number = value.rpartition(":")
+        stock_id = store.find_stock(name) if name else None
+        if stock_id is None or not number.isdigit():
+            raise AmpelError(f"no datapoint {value!r} in {store.url} (use datapoint:STOCK:N, STOCK a stock name or id)")
+        datapoint_ids = [int(number)]
     points, alerts, runs = [], {}, set()
-    datapoints = store.get_datapoints(datapoint_ids)
+    datapoints = store.get_datapoints(stock_id, datapoint_ids) if stock_id is not None else []
     for dp in datapoints:
-        alert, run = store.datapoint_origin(dp.id)
+        alert, run = store.datapoint_origin(dp.stock, dp.id)
         points.append({"id": dp.id, "time": dp.time, "band": dp.band, "upper_limit": dp.upper_limit,
                        "tags": list(dp.tags), "alert": alert, "run": run})
         if alert is not None and alert not in alerts:
@@ -99,7 +106,7 @@ def to_prov_document(chain: dict[str, Any]) -> Any:
             doc.used(runs[alert["run"]], entity)
     points = []
     for dp in chain["datapoints"]:
-        entity = doc.entity(f"ampel:datapoint/{dp['id']}", {"ampel:band": dp["band"], "ampel:time": dp["time"]})
+        entity = doc.entity(f"ampel:datapoint/{chain['stock']['id']}/{dp['id']}", {"ampel:band": dp["band"], "ampel:time": dp["time"]})
         points.append(entity)
         if dp["alert"] is not None:
             doc.wasDerivedFrom(entity, f"ampel:alert/{dp['alert']}")

@@ -24,7 +24,7 @@ import orjson
 from ampel_core.models import DataPoint, JournalEntry, Result, Run, State, Stock, Trace
 from ampel_core.provenance import json_default, canonical_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: datapoints keyed by (stock, id); a SQLite store keeps alert blobs in a pack file
 
 
 class StoreError(RuntimeError):
@@ -96,7 +96,7 @@ class Store(Protocol):
     def stored_datapoints(self, stocks: Iterable[int]) -> dict[int, dict[int, tuple[str, ...]]]: ...
     def ingest(self, batch: IngestBatch) -> None: ...
     # reading
-    def get_datapoints(self, ids: Iterable[int]) -> list[DataPoint]: ...
+    def get_datapoints(self, stock: int, ids: Iterable[int]) -> list[DataPoint]: ...
     def stock_datapoints(self, stock: int) -> list[DataPoint]: ...
     def get_state(self, state: str) -> State | None: ...
     def get_stock(self, stock: int) -> Stock | None: ...
@@ -108,7 +108,7 @@ class Store(Protocol):
     def journal(self, stock: int) -> list[JournalEntry]: ...
     def select_stocks(self, channel: str | None = None, tags: Sequence[str] = (),
                       updated_after: float | None = None, updated_before: float | None = None) -> list[int]: ...
-    def datapoint_origin(self, datapoint: int) -> tuple[int | None, int | None]: ...
+    def datapoint_origin(self, stock: int, datapoint: int) -> tuple[int | None, int | None]: ...
     def alert_origin(self, alert: int) -> tuple[str, int] | None: ...
     def counts(self) -> dict[str, int]: ...
     # T2
@@ -143,9 +143,8 @@ CREATE TABLE IF NOT EXISTS stock_channels (stock BIGINT NOT NULL, channel TEXT N
 CREATE TABLE IF NOT EXISTS stock_tags (stock BIGINT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (stock, tag));
 CREATE TABLE IF NOT EXISTS alerts (id BIGINT PRIMARY KEY, stock BIGINT NOT NULL, run BIGINT NOT NULL, origin TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS alert_blobs (alert BIGINT NOT NULL, name TEXT NOT NULL, data {blob} NOT NULL, PRIMARY KEY (alert, name));
-CREATE TABLE IF NOT EXISTS datapoints (id BIGINT PRIMARY KEY, stock BIGINT NOT NULL, tags TEXT NOT NULL, body TEXT NOT NULL,
-    alert BIGINT, run BIGINT);
-CREATE INDEX IF NOT EXISTS datapoints_stock ON datapoints (stock);
+CREATE TABLE IF NOT EXISTS datapoints (id BIGINT NOT NULL, stock BIGINT NOT NULL, tags TEXT NOT NULL, body TEXT NOT NULL,
+    alert BIGINT, run BIGINT, PRIMARY KEY (stock, id));
 CREATE TABLE IF NOT EXISTS states (id TEXT PRIMARY KEY, stock BIGINT NOT NULL, datapoints TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS channel_states (seq {serial}, stock BIGINT NOT NULL, channel TEXT NOT NULL, state TEXT NOT NULL,
     alert BIGINT, run BIGINT, created DOUBLE PRECISION NOT NULL, UNIQUE (channel, state));
@@ -225,10 +224,14 @@ class SqlStore:
             rows = self.execute("SELECT value FROM meta WHERE key = 'schema_version'")
         except Exception:
             self.conn.rollback()
-        if rows and int(rows[0][0]) > SCHEMA_VERSION:
-            raise StoreError(f"{self.url} has store schema version {rows[0][0]}, newer than this ampel-core "
-                             f"understands ({SCHEMA_VERSION}): upgrade ampel-core")
         if rows:
+            version = int(rows[0][0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.url} has store schema version {version}, newer than this ampel-core "
+                                 f"understands ({SCHEMA_VERSION}): upgrade ampel-core")
+            if version < SCHEMA_VERSION:
+                raise StoreError(f"{self.url} has store schema version {version}, older than this ampel-core's "
+                                 f"({SCHEMA_VERSION}), and no upgrade path is known: ingest into a new store")
             return
         with self.transaction() as cursor:
             for statement in self.schema_statements():
@@ -306,7 +309,7 @@ class SqlStore:
             many("INSERT INTO stock_tags (stock, tag) VALUES (?, ?)" + ignore, sorted(batch.tags))
             many("INSERT INTO alerts (id, stock, run, origin) VALUES (?, ?, ?, ?)" + ignore,
                  [(alert, stock, batch.run, origin) for alert, stock, origin in batch.alerts])
-            many("INSERT INTO alert_blobs (alert, name, data) VALUES (?, ?, ?)" + ignore, batch.blobs)
+            self._store_blobs(cursor, batch.blobs)
             tags: dict[tuple[str, ...], str] = {}  # formats reuse a few tag tuples: encode each once
             many("INSERT INTO datapoints (id, stock, tags, body, alert, run) VALUES (?, ?, ?, ?, ?, ?)" + ignore,
                  [(dp.id, dp.stock, tags.get(dp.tags) or tags.setdefault(dp.tags, dumps(dp.tags)), dumps_fast(dp.body()),
@@ -320,6 +323,11 @@ class SqlStore:
                  "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)" + ignore,
                  [(t.unit, t.trace, t.link_kind, t.link, t.version, t.stock, t.channel, batch.run, now) for t in batch.tickets])
             self._journal(cursor, batch.journal)
+
+    def _store_blobs(self, cursor: Any, blobs: Sequence[tuple[int, str, bytes]]) -> None:
+        if blobs:
+            cursor.executemany(self.sql("INSERT INTO alert_blobs (alert, name, data) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+                               blobs)
 
     def _journal(self, cursor: Any, entries: Sequence[JournalEntry], dedup: Sequence[str | None] | None = None) -> None:
         if not entries:
@@ -335,12 +343,14 @@ class SqlStore:
     def _datapoints(self, rows: Iterable[tuple[Any, ...]]) -> list[DataPoint]:
         return [DataPoint.from_body(dp, stock, tuple(orjson.loads(tags)), orjson.loads(body)) for dp, stock, tags, body in rows]
 
-    def get_datapoints(self, ids: Iterable[int]) -> list[DataPoint]:
+    def get_datapoints(self, stock: int, ids: Iterable[int]) -> list[DataPoint]:
+        """The datapoints of ``stock`` with these ids, in the order of ``ids`` (unknown ids left out)."""
         ids = list(ids)
         rows: list[tuple[Any, ...]] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            rows += self.execute(f"SELECT id, stock, tags, body FROM datapoints WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            rows += self.execute("SELECT id, stock, tags, body FROM datapoints WHERE stock = ? AND id IN "
+                                 f"({','.join('?' * len(chunk))})", [stock, *chunk])
         by_id = {dp.id: dp for dp in self._datapoints(rows)}
         return [by_id[i] for i in ids if i in by_id]
 
@@ -425,9 +435,9 @@ class SqlStore:
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         return [row[0] for row in self.execute(query + where + " ORDER BY s.id", params)]
 
-    def datapoint_origin(self, datapoint: int) -> tuple[int | None, int | None]:
+    def datapoint_origin(self, stock: int, datapoint: int) -> tuple[int | None, int | None]:
         """(alert, run) that first stored this datapoint."""
-        rows = self.execute("SELECT alert, run FROM datapoints WHERE id = ?", (datapoint,))
+        rows = self.execute("SELECT alert, run FROM datapoints WHERE stock = ? AND id = ?", (stock, datapoint))
         return (rows[0][0], rows[0][1]) if rows else (None, None)
 
     def alert_origin(self, alert: int) -> tuple[str, int] | None:

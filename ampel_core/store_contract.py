@@ -127,6 +127,11 @@ class StoreContract:
         with pytest.raises(StoreError, match="newer"):
             open_store(store_url)
 
+    def test_older_schema_without_upgrade_path_is_refused(self, store: Store, store_url: str) -> None:
+        store.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION - 1),))  # type: ignore[attr-defined]
+        with pytest.raises(StoreError, match=f"version {SCHEMA_VERSION - 1}.*no upgrade path"):
+            open_store(store_url)
+
     # --- runs and traces -------------------------------------------------------------------
     def test_runs(self, store: Store) -> None:
         first = store.start_run("a" * 64, {"name": "one", "tasks": [1]}, {"python": "3.11"})
@@ -163,8 +168,9 @@ class StoreContract:
         store.ingest(batch)
         stock = points[0].stock
         assert store.stored_datapoints([stock, 12345]) == {stock: {dp.id: dp.tags for dp in points}}
-        assert store.get_datapoints([points[2].id, 999, points[0].id]) == [points[2], points[0]]
-        assert store.get_datapoints([points[1].id])[0].extra == points[1].extra
+        assert store.get_datapoints(stock, [points[2].id, 999, points[0].id]) == [points[2], points[0]]
+        assert store.get_datapoints(stock, [points[1].id])[0].extra == points[1].extra
+        assert store.get_datapoints(stock + 1, [points[1].id]) == []  # a datapoint belongs to its stock
         assert store.stock_datapoints(stock) == sorted(points, key=lambda dp: dp.id)
         (sid,) = batch.states
         assert store.get_state(sid) == State(sid, stock, tuple(sorted(dp.id for dp in points)))
@@ -177,8 +183,8 @@ class StoreContract:
         assert store.find_stock(str(stock)) == stock
         assert store.find_stock("ZTF99zzz") is None
         assert store.find_stock("123456789012345678901234567890") is None
-        assert store.datapoint_origin(points[1].id) == (77, run)
-        assert store.datapoint_origin(1) == (None, None)
+        assert store.datapoint_origin(stock, points[1].id) == (77, run)
+        assert store.datapoint_origin(stock, 1) == (None, None)
         assert store.alert_origin(77) == ("file.jsonl::77", run)
         assert store.alert_origin(78) is None
         assert store.alert_blobs(77) == {"cutout": b"\x00\x01binary\xff"}  # type: ignore[attr-defined]
@@ -235,7 +241,7 @@ class StoreContract:
         assert [c for c, _, _, _ in store.channel_states(stock)] == ["B", "A"]
         assert [(e.action, e.channel) for e in store.journal(stock)] == [
             ("accepted", "B"), ("state", "B"), ("accepted", "A"), ("state", "A")]
-        assert store.get_datapoints([datapoint(names[7], 2).id]) == [datapoint(names[7], 2, upper_limit=True)]
+        assert store.get_datapoints(stock, [datapoint(names[7], 2).id]) == [datapoint(names[7], 2, upper_limit=True)]
         assert store.alert_blobs(5007) == {"cutout": bytes([7, 0, 255])}  # type: ignore[attr-defined]
         tickets = store.claim_tickets(OWNER_A, 100, 60)
         assert [t.link for t in tickets] == list(batch.states)  # in batch order

@@ -70,7 +70,7 @@ def test_states_grow_with_each_alert_and_respect_access(tmp_path: Path, sample_a
     sizes = [len(store.get_state(state).datapoints) for _, state, _, _ in store.channel_states(stock, "ALL")]
     assert len(sizes) == 34 and sizes == sorted(sizes) and sizes[-1] == len(store.stock_datapoints(stock))
     for _, state, _, _ in store.channel_states(stock, "PRIVATE_ONLY"):
-        assert all("ZTF_PRIV" in dp.tags for dp in store.get_datapoints(store.get_state(state).datapoints))
+        assert all("ZTF_PRIV" in dp.tags for dp in store.get_datapoints(stock, store.get_state(state).datapoints))
 
 
 def test_immutable_rows_are_refused_by_the_database(tmp_path: Path, sample_alerts: Path, ampel_manager) -> None:

@@ -73,7 +73,7 @@ def check_accumulation(store: Store, alerts: list[Alert], channel: str, access: 
             assert set(state.datapoints) == so_far[alert_id], f"stock {stock}: state != alerts read so far"
             last, previous = order[alert_id], set(state.datapoints)
         assert previous == union
-        final = Counter(source_key(dp.extra) for dp in store.get_datapoints(sorted(previous)))
+        final = Counter(source_key(dp.extra) for dp in store.get_datapoints(stock, sorted(previous)))
         assert set(final) == sources and set(final.values()) == {1}, f"stock {stock}: a source twice or missing"
 
 

@@ -72,7 +72,7 @@ def test_sn2021rhu_through_the_engine_equals_a_direct_fit(registry, shared_data,
     assert len(final) == 1
     body = final[0]
     state = store.get_state(latest)
-    detections = [dp for dp in store.get_datapoints(state.datapoints) if not dp.upper_limit]
+    detections = [dp for dp in store.get_datapoints(state.stock, state.datapoints) if not dp.upper_limit]
     assert len(detections) == body["npoints"] == 34
 
     direct, _ = direct_fit(detections, shared_data / "sncosmo", ["t0", "x0", "x1", "c"], z=0.0035,

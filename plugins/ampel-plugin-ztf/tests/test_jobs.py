@@ -51,8 +51,9 @@ def other_schema() -> bytes:
     return buffer.getvalue()
 
 
-def unique_datapoints(files: list[Path]) -> set[int]:
-    return {dp.id for p in files for a in ZTFAlertFormat().decode(p.read_bytes(), str(p)) for dp in a.datapoints}
+def unique_datapoints(files: list[Path]) -> set[tuple[int, int]]:
+    """(stock, id) of every datapoint: a detection near two objects is in the history of both."""
+    return {(dp.stock, dp.id) for p in files for a in ZTFAlertFormat().decode(p.read_bytes(), str(p)) for dp in a.datapoints}
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ampel_sncosmo") is None, reason="needs ampel-plugin-sncosmo (T2SNCosmoFit)")
