@@ -115,9 +115,10 @@ def test_upper_limits_get_the_same_id_in_every_alert() -> None:
                 if dp.upper_limit:
                     by_measurement.setdefault((dp.extra["jd"], dp.extra["fid"]), set()).add(dp.id)
     assert len(by_measurement) == 16 and all(len(ids) == 1 for ids in by_measurement.values())
-    # stored ids must never change: pin one
-    assert upper_limit_id(1, 2459382.5, 1, 2, 20.0) == 5736958951393964819
-    assert upper_limit_id(1, 2459382.5, 1, None, 20.0) != upper_limit_id(1, 2459382.5, 1, 0, 20.0)
+    assert all(i < 0 for ids in by_measurement.values() for i in ids)  # told from candids by sign
+    # stored ids must never change: pin them
+    assert upper_limit_id(1585239462515, 20.1564998626709, 2459277.739, 2) == -15852394625152016
+    assert upper_limit_id(None, 20.0, 2459382.5, 1) != upper_limit_id(0, 20.0, 2459382.5, 1) < 0
 
 
 def test_junk_limiting_magnitudes_are_not_datapoints() -> None:
