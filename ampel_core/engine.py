@@ -251,16 +251,17 @@ class T0Runtime:
             batch.channels.add((stock, channel.name))
             key = (channel.access, channel.combiner.trace.id if channel.combiner else None)
             if key not in states:
-                visible = [i for i, tags in known.items() if channel.sees(tags)]
+                visible = list(known) if channel.access is None else [i for i, tags in known.items() if channel.sees(tags)]
                 if channel.combiner is not None:
                     missing = [i for i in visible if i not in points]
                     points.update((dp.id, dp) for dp in self.store.get_datapoints(stock, missing))
                     chosen = sorted((points[i] for i in visible), key=lambda d: (d.time, d.id))
                     visible = list(channel.combiner.unit.combine(chosen))  # type: ignore[attr-defined]
                 # no datapoint visible, no state: an empty state would be one id shared by every stock
-                states[key] = state_id(visible) if visible else ""
+                ids = sorted(set(visible))
+                states[key] = state_id(ids) if ids else ""
                 if states[key] and states[key] not in batch.states:
-                    batch.states[states[key]] = State(states[key], stock, tuple(sorted(set(visible))))
+                    batch.states[states[key]] = State(states[key], stock, tuple(ids))
             sid = states[key]
             batch.journal.append(JournalEntry(stock, 0, "accepted", channel.name, channel.filter.trace.id, self.run,
                                               alert.id, {"code": code, "origin": origin, "state": sid or None}, now))
