@@ -127,8 +127,12 @@ def dumps(value: Any) -> str:
 
 
 def dumps_fast(value: Any) -> str:
-    """JSON for bulk rows whose key order does not matter (datapoint bodies): no key sorting."""
-    return orjson.dumps(value, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+    """JSON for bulk rows whose key order does not matter (datapoint bodies): no key sorting, and
+    keys other than strings (rare, and slower to allow) only on a second try."""
+    try:
+        return orjson.dumps(value, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:
+        return dumps(value)
 
 
 TABLES = """

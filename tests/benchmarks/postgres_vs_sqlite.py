@@ -124,7 +124,7 @@ def fresh_store(backend: str, folder: Path) -> Iterator[str]:
     if backend == "sqlite":
         path = folder / f"store-{time.time_ns()}.db"
         yield f"sqlite:///{path}"
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", "-blobs"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
     else:
         from ampel_postgres.testing import scratch_schema

@@ -188,7 +188,7 @@ def child(kind: str, repeat: int = 1, **arguments: Any) -> dict[str, Any]:
     results = []
     for _ in range(repeat):
         store = arguments.get("store")
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", "-blobs"):
             if store:
                 Path(f"{store}{suffix}").unlink(missing_ok=True)
         done = subprocess.run([sys.executable, __file__, "--child", json.dumps({"kind": kind, **arguments})],

@@ -97,19 +97,19 @@ def upper_limit(entry: dict[str, Any], stock: int) -> DataPoint | None:
     if limit is None or not 0.0 < limit < 50.0:  # ZTF writes e.g. -1006.94 where it has no limit
         return None
     jd, fid = entry["jd"], entry["fid"]
+    # positional (the order of the DataPoint fields): this runs for most datapoints of an alert
     return DataPoint(
-        id=upper_limit_id(entry.get("pid"), limit, jd, fid), stock=stock,
-        time=jd - MJD_OFFSET, band=_band(fid), flux=None,
-        flux_err=10 ** (-0.4 * (limit - ZERO_POINT)) / 5.0, mag=limit, mag_err=None, upper_limit=True,
+        upper_limit_id(entry.get("pid"), limit, jd, fid), stock, jd - MJD_OFFSET, _band(fid),
+        None, 10 ** (-0.4 * (limit - ZERO_POINT)) / 5.0, ZERO_POINT, "ab", limit, None, True, tags(entry["programid"]),
         # most candidate fields are null for a non-detection (43 of 50): leaving them out halves
         # what is encoded and stored per upper limit, and loses nothing
-        tags=tags(entry["programid"]), extra={key: value for key, value in entry.items() if value is not None})
+        {key: value for key, value in entry.items() if value is not None})
 
 
 def upper_limit_id(pid: int | None, limit: float, jd: float, fid: int) -> int:
     """The stable negative id of an upper limit: -(pid x 10^4 + diffmaglim in hundredths of a mag),
-    or, without an integer pid (10^14 or more), the negated `content_id` of pid, limit, jd and fid."""
-    if type(pid) is int and 0 <= pid < 10**14:
+    or, without an integer pid below 9 x 10^14, the negated `content_id` of pid, limit, jd and fid."""
+    if type(pid) is int and 0 <= pid < 9 * 10**14:
         return -(pid * 10_000 + round(limit * 100))
     return -content_id("ZTF upper limit", pid, limit, jd, fid)
 
