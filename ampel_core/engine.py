@@ -14,6 +14,7 @@ quarantined records, and the alerts no channel took.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import platform
 import socket
@@ -151,6 +152,19 @@ def _verdict(value: object) -> tuple[bool, int, str]:
 # T0 --------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _few_collections(threshold: int = 50_000) -> Iterator[None]:
+    """Raise the cyclic garbage collector's first threshold for a while: a T0 batch keeps hundreds
+    of thousands of new objects (decoded alerts) alive and makes almost no reference cycles, so
+    with the default (700) the collector only traverses them again and again (3 % of T0's time)."""
+    first, *older = gc.get_threshold()
+    gc.set_threshold(max(first, threshold), *older)
+    try:
+        yield
+    finally:
+        gc.set_threshold(first, *older)
+
+
 class T0Runtime:
     """Ingests alerts for a set of channels into a store, one transaction per batch."""
 
@@ -160,6 +174,10 @@ class T0Runtime:
         self.hook = hook  # the plugin manager's hook relay, for the ampel_batch_done observers
 
     def process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]]) -> None:
+        with _few_collections():
+            self._process(records, decode)
+
+    def _process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]]) -> None:
         batch = IngestBatch(self.run)
         decoded: list[tuple[str, Alert]] = []
         for record in records:

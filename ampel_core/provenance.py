@@ -13,6 +13,7 @@ import hashlib
 import importlib.machinery
 import importlib.util
 import inspect
+import struct
 import sys
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -57,8 +58,12 @@ def digest(value: Any) -> str:
 
 
 def state_id(datapoint_ids: Iterable[int]) -> str:
-    """The id of the state made of these datapoints: independent of their order and repetition."""
-    return sha256_hex(",".join(map(str, sorted(set(datapoint_ids)))).encode())
+    """The id of the state made of these datapoints: independent of their order and repetition.
+
+    sha256 of the sorted, distinct ids as little-endian signed 64-bit integers (the store's ids are
+    64-bit); struct.error for an id outside that range."""
+    ids = sorted(set(datapoint_ids))
+    return sha256_hex(struct.pack(f"<{len(ids)}q", *ids))
 
 
 def file_digest(path: str | Path) -> str:
