@@ -194,12 +194,13 @@ class T0Runtime:
         stored = self.store.stored_datapoints({alert.stock for _, alert, _ in taken})
         # datapoints of this batch's stocks held in memory: the new ones are not in the store until
         # the batch commits, and stored ones a combiner needed are read once per batch
-        points: dict[int, DataPoint] = {}
+        points: dict[int, dict[int, DataPoint]] = {}  # stock -> id -> datapoint
         self._scheduled: set[tuple[str, str]] = set()
         payloads = {record.origin: record.payload for record in records}
         for origin, alert, takers in taken:
             if self._complete(origin, alert, takers, payloads, batch):
-                self._ingest(origin, alert, takers, stored.setdefault(alert.stock, {}), points, batch)
+                stock = alert.stock
+                self._ingest(origin, alert, takers, stored.setdefault(stock, {}), points.setdefault(stock, {}), batch)
         self.store.ingest(batch)
 
     def _filter(self, alert: Alert, batch: IngestBatch) -> list[tuple[Channel, int]]:
