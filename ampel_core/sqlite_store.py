@@ -117,13 +117,14 @@ class SqliteStore(SqlStore):
         return None
 
     def alert_blobs(self, alert: int) -> dict[str, bytes]:
-        found = super().alert_blobs(alert)  # the blobs of a :memory: store or of a schema-1 store
+        found = super().alert_blobs(alert)  # the blobs of a :memory: store
         for name, position, length in self.execute("SELECT name, position, length FROM alert_blob_refs WHERE alert = ?",
                                                    (alert,)):
             data = os.pread(self._pack_fd(), length, position)
             if len(data) != length:
-                raise StoreError(f"{self.pack_path}: blob '{name}' of alert {alert} ({length} bytes at {position}) "
-                                 f"is missing or cut short: the pack file does not belong to this database")
+                raise StoreError(f"{self.pack_path}: blob '{name}' of alert {alert} ({length} bytes at {position}) is "
+                                 "missing or cut short: the pack file was lost, replaced or truncated (as an OS crash "
+                                 "before its bytes reached the disk can do)")
             found[name] = data
         return found
 

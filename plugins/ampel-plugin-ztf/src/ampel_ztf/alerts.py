@@ -180,25 +180,27 @@ class ZTFAlertFormat(BaseModel):
         trigger = detection(candidate, stock)
         detections = [trigger]
         seen = {trigger.id}
-        history = record.get("prv_candidates") or ()
-        for entry in history:
+        limits = []
+        for entry in record.get("prv_candidates") or ():
             if entry["candid"] is not None and entry["magpsf"] is not None:
                 point = detection(entry, stock)
                 if point.id not in seen and point.is_detection:
                     seen.add(point.id)
                     detections.append(point)
-            elif (entry["fid"] not in BANDS or type(entry["programid"]) is not int or type(entry["jd"]) is not float
-                  or not (entry["diffmaglim"] is None or type(entry["diffmaglim"]) is float)):
+                continue
+            if (entry["fid"] not in BANDS or type(entry["programid"]) is not int or type(entry["jd"]) is not float
+                    or not (entry["diffmaglim"] is None or type(entry["diffmaglim"]) is float)):
                 # checked now, built later (rest): a bad entry must make the alert undecodable here
                 raise ValueError(f"upper limit with fid {entry['fid']!r}, programid {entry['programid']!r}, "
                                  f"jd {entry['jd']!r}, diffmaglim {entry['diffmaglim']!r}")
+            limits.append(entry)
         fp_hists = (record.get("fp_hists") or ()) if self.forced_photometry else ()
 
         def rest() -> list[DataPoint]:
             """Upper limits and forced photometry: most of an alert, built only when needed."""
             points, ids = [], set(seen)
-            for entry in history:
-                point = upper_limit(entry, stock) if entry["candid"] is None or entry["magpsf"] is None else None
+            for entry in limits:
+                point = upper_limit(entry, stock)
                 if point is not None and point.id not in ids:
                     ids.add(point.id)
                     points.append(point)
