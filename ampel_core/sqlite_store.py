@@ -110,9 +110,9 @@ class SqliteStore(SqlStore):
             refs.append((alert, name, position, len(data)))
             position += len(data)
         for blob in new.values():  # one write each: joining them first costs more than it saves
-            data = memoryview(blob)
-            while data:
-                data = data[os.write(fd, data):]
+            rest = memoryview(blob)
+            while rest:
+                rest = rest[os.write(fd, rest):]
         cursor.executemany("INSERT INTO alert_blob_refs (alert, name, position, length) VALUES (?, ?, ?, ?)", refs)
         return None
 
