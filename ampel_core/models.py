@@ -1,7 +1,8 @@
 """The data model: alerts, datapoints, stocks, states, results, traces, runs and journal entries.
 
 These are plain records, frozen except `DataPoint` (see there). The store persists them; units
-receive read-only views of them (`ampel_core.views`). Conventions for the standard photometry fields of a `DataPoint`:
+receive read-only views of them (`ampel_core.views`). Conventions for the standard photometry
+fields of a `DataPoint`:
 
 - ``time``: Modified Julian Date of the exposure mid-point (days).
 - ``band``: an sncosmo bandpass name (``ztfg``, ``lsstr``, ``bessellb`` ...).

@@ -57,7 +57,7 @@ def provenance_chain(store: Store, identifier: str) -> dict[str, Any]:
     if kind == "datapoint":
         name, _, number = value.rpartition(":")
         stock_id = store.find_stock(name) if name else None
-        if stock_id is None or not number.isdigit():
+        if stock_id is None or not number.lstrip("-").isdigit():  # upper limits may have negative ids
             raise AmpelError(f"no datapoint {value!r} in {store.url} (use datapoint:STOCK:N, STOCK a stock name or id)")
         datapoint_ids = [int(number)]
     points, alerts, runs = [], {}, set()

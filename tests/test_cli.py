@@ -162,6 +162,13 @@ def test_provenance_from_result_to_run_and_prov_json(quickstore: str, tmp_path: 
     assert "wasDerivedFrom" in prov and "wasGeneratedBy" in prov
     state = ampel("provenance", chain["result"]["link"], "--store", quickstore)
     assert json.loads(state.stdout)["state"]["id"] == chain["result"]["link"]
+    point = chain["datapoints"][0]
+    for stock in ("ZTF21abiuvdk", str(chain["stock"]["id"])):  # a datapoint is named with its stock
+        one = ampel("provenance", f"datapoint:{stock}:{point['id']}", "--store", quickstore)
+        assert one.returncode == 0, one.stderr
+        assert json.loads(one.stdout)["datapoints"] == [point]
+    missing = ampel("provenance", "datapoint:ZTF21abiuvdk:-5", "--store", quickstore)
+    assert missing.returncode != 0 and "no datapoint ZTF21abiuvdk:-5 in" in missing.stderr
 
 
 def test_replay_reports_identical(quickstore: str) -> None:
