@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ampel_core.store import IMMUTABLE_TABLES, TABLES, SqlStore, StoreError, Ticket
+from ampel_core.store import IMMUTABLE_TABLES, TABLES, SqlStore, StoreError
 
 BLOB_REFS = """CREATE TABLE IF NOT EXISTS alert_blob_refs (alert INTEGER NOT NULL, name TEXT NOT NULL,
     position INTEGER NOT NULL, length INTEGER NOT NULL, PRIMARY KEY (alert, name))"""
@@ -139,18 +138,6 @@ class SqliteStore(SqlStore):
                     f"CREATE TRIGGER IF NOT EXISTS {table}_no_{operation.lower()} BEFORE {operation} ON {table} "
                     f"BEGIN SELECT RAISE(ABORT, '{table} rows are immutable: {operation} refused'); END")
         return statements
-
-    def claim_tickets(self, owner: str, limit: int, lease: float, channels: Sequence[str] | None = None) -> list[Ticket]:
-        """Lease up to ``limit`` claimable tickets (pending and due, or with an expired lease)."""
-        now = time.time()
-        channel_clause = f" AND channel IN ({','.join('?' * len(channels))})" if channels else ""
-        rows = self.execute(
-            "UPDATE tickets SET status = 'running', owner = ?, lease_until = ?, attempts = attempts + 1 WHERE id IN "
-            "(SELECT id FROM tickets WHERE ((status = 'pending' AND not_before <= ?) OR (status = 'running' AND lease_until < ?))"
-            f"{channel_clause} ORDER BY id LIMIT ?) "
-            "RETURNING id, unit, trace, link_kind, link, version, stock, channel, attempts, status",
-            (owner, now + lease, now, now, *(channels or ()), limit))
-        return sorted((Ticket(*row) for row in rows), key=lambda t: t.id)
 
 
 def open_store(url: str) -> SqliteStore:

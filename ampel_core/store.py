@@ -181,10 +181,11 @@ IMMUTABLE_TABLES = ("datapoints", "states", "results", "traces", "alerts", "jour
 
 
 class SqlStore:
-    """The shared SQL implementation. Subclasses set ``placeholder`` and implement `connect`,
-    `schema_statements` and `claim_tickets`."""
+    """The shared SQL implementation. Subclasses set ``placeholder`` and ``claim_lock`` and
+    implement `connect` and `schema_statements`."""
 
     placeholder = "?"
+    claim_lock = ""  # appended to the ticket-claiming SELECT (PostgreSQL: skip rows others are claiming)
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -198,8 +199,6 @@ class SqlStore:
     def schema_statements(self) -> list[str]:
         raise NotImplementedError
 
-    def claim_tickets(self, owner: str, limit: int, lease: float, channels: Sequence[str] | None = None) -> list[Ticket]:
-        raise NotImplementedError
 
     # --- plumbing --------------------------------------------------------------------------
     def sql(self, query: str) -> str:
@@ -461,6 +460,19 @@ class SqlStore:
         return {table: int(self.execute(f"SELECT COUNT(*) FROM {table}")[0][0]) for table in tables}
 
     # --- T2 --------------------------------------------------------------------------------
+    def claim_tickets(self, owner: str, limit: int, lease: float, channels: Sequence[str] | None = None) -> list[Ticket]:
+        """Lease up to ``limit`` claimable tickets (pending and due, or with an expired lease) in one
+        statement, so that each ticket goes to one claimer."""
+        now = time.time()
+        channel_clause = f" AND channel IN ({','.join('?' * len(channels))})" if channels else ""
+        rows = self.execute(
+            "UPDATE tickets SET status = 'running', owner = ?, lease_until = ?, attempts = attempts + 1 WHERE id IN "
+            "(SELECT id FROM tickets WHERE ((status = 'pending' AND not_before <= ?) OR (status = 'running' AND lease_until < ?))"
+            f"{channel_clause} ORDER BY id LIMIT ?{self.claim_lock}) "
+            "RETURNING id, unit, trace, link_kind, link, version, stock, channel, attempts, status",
+            (owner, now + lease, now, now, *(channels or ()), limit))
+        return sorted((Ticket(*row) for row in rows), key=lambda t: t.id)
+
     def finish_ticket(self, ticket: Ticket, result: Result, owner: str) -> bool:
         """Store the result and close the ticket, unless the lease was lost to another worker
         (then nothing is written and False is returned)."""

@@ -21,7 +21,6 @@ Lease times are compared with each host's clock: keep the worker hosts' clocks i
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 import psycopg
 from psycopg import conninfo
 
-from ampel_core.store import IMMUTABLE_TABLES, SCHEMA_VERSION, TABLES, SqlStore, StoreError, Ticket
+from ampel_core.store import IMMUTABLE_TABLES, SCHEMA_VERSION, TABLES, SqlStore, StoreError
 
 # MIGRATIONS[n]: the statements that take a schema from version n to n + 1
 MIGRATIONS: dict[int, list[str]] = {}
@@ -63,6 +62,7 @@ def redacted(url: str) -> str:
 
 class PostgresStore(SqlStore):
     placeholder = "%s"
+    claim_lock = " FOR UPDATE SKIP LOCKED"  # concurrent claimers skip the rows another one is taking
 
     def connect(self) -> psycopg.Connection[Any]:
         dsn = connection_string(self.url)
@@ -142,19 +142,6 @@ class PostgresStore(SqlStore):
         cursor.execute("SELECT value FROM meta WHERE key = 'schema_version'")
         row = cursor.fetchone()
         return int(row[0]) if row else 0
-
-    def claim_tickets(self, owner: str, limit: int, lease: float, channels: Sequence[str] | None = None) -> list[Ticket]:
-        """Lease up to ``limit`` claimable tickets (pending and due, or with an expired lease),
-        skipping rows another transaction is claiming at this moment."""
-        now = time.time()
-        channel_clause = f" AND channel IN ({','.join('?' * len(channels))})" if channels else ""
-        rows = self.execute(
-            "UPDATE tickets SET status = 'running', owner = ?, lease_until = ?, attempts = attempts + 1 WHERE id IN "
-            "(SELECT id FROM tickets WHERE ((status = 'pending' AND not_before <= ?) OR (status = 'running' AND lease_until < ?))"
-            f"{channel_clause} ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) "
-            "RETURNING id, unit, trace, link_kind, link, version, stock, channel, attempts, status",
-            (owner, now + lease, now, now, *(channels or ()), limit))
-        return sorted((Ticket(*row) for row in rows), key=lambda t: t.id)
 
 
 def open_store(url: str) -> PostgresStore:
