@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -22,6 +23,7 @@ from ampel_core.units import AlertFilter, Reject
 _NGP_RA, _NGP_DEC, _NCP_L = 192.85948, 27.12825, 122.93192
 
 
+@lru_cache(maxsize=4096)  # every channel's filter asks for the same alert's latitude
 def galactic_latitude(ra: float, dec: float) -> float:
     """Galactic latitude b (degrees) of equatorial J2000 ``ra``, ``dec`` (degrees)."""
     ra, dec = math.radians(ra), math.radians(dec)
@@ -33,7 +35,14 @@ def galactic_latitude(ra: float, dec: float) -> float:
 
 def _known(value: Any) -> TypeGuard[float]:
     """A number that is present (ZTF writes -999 or null for 'no counterpart'; NaN is absent too)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > -998.999 and value == value
+    if type(value) not in _NUMBERS and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+        return False  # (the type test first: it is the quick answer for what Avro decodes)
+    return bool(value > -998.999 and value == value)
+
+
+_NUMBERS = frozenset((int, float))
+#: the fields of PS1's three nearest sources: distance, star/galaxy score, g and r magnitude
+_PS1 = tuple((f"distpsnr{i}", f"sgscore{i}", f"sgmag{i}", f"srmag{i}") for i in (1, 2, 3))
 
 
 class ZTFDecentFilter(AlertFilter):
@@ -114,8 +123,8 @@ class ZTFDecentFilter(AlertFilter):
         return None
 
     def _ps1_confused(self, c: dict[str, Any]) -> bool:
-        scores = [score for i in (1, 2, 3) if _known(distance := c.get(f"distpsnr{i}"))
-                  and distance < self.ps1_confusion_rad and _known(score := c.get(f"sgscore{i}"))]
+        scores = [score for distance_key, score_key, _, _ in _PS1 if _known(distance := c.get(distance_key))
+                  and distance < self.ps1_confusion_rad and _known(score := c.get(score_key))]
         tolerance = self.ps1_confusion_sg_tol
         return any(s > 1 - tolerance for s in scores) and any(s < tolerance for s in scores)
 
@@ -124,11 +133,11 @@ class ZTFDecentFilter(AlertFilter):
         if _known(distance) and distance < self.bright_star_rad and (
                 not _known(magnitude) or magnitude <= self.bright_star_max_mag):
             return f"Gaia bright star {distance:.1f}\" away"
-        for i in (1, 2, 3):
-            distance, score = c.get(f"distpsnr{i}"), c.get(f"sgscore{i}")
+        for distance_key, score_key, g_key, r_key in _PS1:
+            distance, score = c.get(distance_key), c.get(score_key)
             if not (_known(distance) and _known(score) and distance < self.bright_star_rad and score > self.ps1_sgveto_th):
                 continue
-            magnitudes: list[float] = [m for m in (c.get(f"sgmag{i}"), c.get(f"srmag{i}")) if _known(m) and m > 0]
+            magnitudes: list[float] = [m for m in (c.get(g_key), c.get(r_key)) if _known(m) and m > 0]
             if magnitudes and min(magnitudes) <= self.bright_star_max_mag:
                 return f"PS1 bright star ({min(magnitudes):.1f} mag) {distance:.1f}\" away"
         return None
