@@ -21,6 +21,9 @@ from ampel_core.units import AlertFilter, Reject
 
 # the north galactic pole and the galactic longitude of the north celestial pole (J2000, degrees)
 _NGP_RA, _NGP_DEC, _NCP_L = 192.85948, 27.12825, 122.93192
+_NUMBERS = frozenset((int, float))
+#: the fields of PS1's three nearest sources: distance, star/galaxy score, g and r magnitude
+_PS1 = tuple((f"distpsnr{i}", f"sgscore{i}", f"sgmag{i}", f"srmag{i}") for i in (1, 2, 3))
 
 
 @lru_cache(maxsize=4096)  # every channel's filter asks for the same alert's latitude
@@ -38,11 +41,6 @@ def _known(value: Any) -> TypeGuard[float]:
     if type(value) not in _NUMBERS and (not isinstance(value, (int, float)) or isinstance(value, bool)):
         return False  # (the type test first: it is the quick answer for what Avro decodes)
     return bool(value > -998.999 and value == value)
-
-
-_NUMBERS = frozenset((int, float))
-#: the fields of PS1's three nearest sources: distance, star/galaxy score, g and r magnitude
-_PS1 = tuple((f"distpsnr{i}", f"sgscore{i}", f"sgmag{i}", f"srmag{i}") for i in (1, 2, 3))
 
 
 class ZTFDecentFilter(AlertFilter):
