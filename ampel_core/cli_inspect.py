@@ -146,7 +146,7 @@ def _print_comparison(comparison: Any, label_first: str, label_second: str, limi
 @click.command()
 @click.argument("run", type=int)
 @STORE
-@click.option("--scratch", "scratch_url", help="Store URL for the replay (default: a new temporary SQLite file).")
+@click.option("--scratch", "scratch_url", help="Store URL for the replay, kept (default: a temporary SQLite file, deleted afterwards).")
 def replay(run: int, store_url: str, scratch_url: str | None) -> None:
     """Re-run recorded run RUN (its T0 and T2 tasks) into a scratch store and report whether every
     result is identical. Exit 1 when any differs."""

@@ -69,7 +69,8 @@ def compare(first: dict[Key, Any], second: dict[Key, Any], rel_tol: float = 0.0)
 def replay(store_url: str, run: int, scratch_url: str | None = None) -> tuple[int, Comparison]:
     """Re-run the T0 and T2 tasks of a recorded run into a scratch store and compare every result
     (same unit trace, same link) bit for bit. T3 tasks are not replayed: they react (write files,
-    notify), they do not produce results. Returns (replay run id, comparison)."""
+    notify), they do not produce results. Without ``scratch_url`` the replay goes to a temporary
+    SQLite file, deleted afterwards. Returns (replay run id, comparison)."""
     from ampel_core.engine import run_job
     from ampel_core.jobs import Job
 
@@ -81,13 +82,13 @@ def replay(store_url: str, run: int, scratch_url: str | None = None) -> tuple[in
         raise AmpelError(f"run {run} is a worker run, not a job: replay the job run that made its tickets")
     original = _results_of_run(store, run, ("unit", "trace", "link_kind", "link"))
     store.close()
-    if scratch_url is None:
-        scratch_url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='ampel-replay-')) / 'replay.db'}"
-    document = {**recorded.job, "store": scratch_url, "tasks": [t for t in recorded.job["tasks"] if t["tier"] != 3]}
-    summary = run_job(Job.model_validate(document))
-    scratch = open_store(scratch_url)
-    replayed = _results_of_run(scratch, summary.run, ("unit", "trace", "link_kind", "link"))
-    scratch.close()
+    with tempfile.TemporaryDirectory(prefix="ampel-replay-") as folder:  # the default scratch store, deleted after
+        url = scratch_url or f"sqlite:///{Path(folder) / 'replay.db'}"
+        document = {**recorded.job, "store": url, "tasks": [t for t in recorded.job["tasks"] if t["tier"] != 3]}
+        summary = run_job(Job.model_validate(document))
+        scratch = open_store(url)
+        replayed = _results_of_run(scratch, summary.run, ("unit", "trace", "link_kind", "link"))
+        scratch.close()
     return summary.run, compare(original, replayed)
 
 

@@ -4,6 +4,7 @@ dependencies, T3 selection and reports, immutability, replay and diff."""
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -254,12 +255,17 @@ def test_t3_selects_by_channel_and_results_and_writes_tables(tmp_path: Path, sam
     assert (channel, unit, body["rows"]) == ("ALL", "T3TableReport", len(tables["csv"]))
 
 
-def test_replay_is_identical_and_diff_shows_a_config_change(tmp_path: Path, sample_alerts: Path, register_units) -> None:
+def test_replay_is_identical_and_diff_shows_a_config_change(tmp_path: Path, sample_alerts: Path, register_units,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     register_units(Flaky)
     document = job(tmp_path, sample_alerts, [{"name": "ALL", "t2": [SUMMARY]}])
     first = run_job(load_job(document)).run
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
     _, comparison = replay(document["store"], first)
     assert comparison.same and comparison.identical == open_store(document["store"]).counts()["results"] > 0
+    assert not list(scratch_root.iterdir())  # the default scratch store is deleted after the comparison
     # a variant: another unit config on the same alerts, run side by side
     variant = job(tmp_path, sample_alerts, [{"name": "ALL", "t2": [{"unit": "Flaky", "config": {"failures": 0}}]}])
     second = run_job(load_job(variant)).run
