@@ -29,6 +29,15 @@ BLOB_REFS = """CREATE TABLE IF NOT EXISTS alert_blob_refs (alert INTEGER NOT NUL
     position INTEGER NOT NULL, length INTEGER NOT NULL, PRIMARY KEY (alert, name))"""
 
 
+PACK_SUFFIX = "-blobs"
+
+
+def store_files(path: str | Path) -> list[Path]:
+    """Every file of the SQLite store at ``path``: the database, its WAL and shared-memory files and
+    the pack of alert blobs (to copy or delete a store whole)."""
+    return [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm", PACK_SUFFIX)]
+
+
 def sqlite_path(url: str) -> str:
     if not url.startswith("sqlite:///"):
         raise StoreError(f"not a SQLite store URL: {url!r} (expected sqlite:///relative.db or sqlite:////absolute.db)")
@@ -38,7 +47,7 @@ def sqlite_path(url: str) -> str:
 class SqliteStore(SqlStore):
     def connect(self) -> sqlite3.Connection:
         path = sqlite_path(self.url)
-        self.pack_path = None if path == ":memory:" else f"{path}-blobs"
+        self.pack_path = None if path == ":memory:" else f"{path}{PACK_SUFFIX}"
         self._pack: int | None = None  # its file descriptor, opened on first use
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)

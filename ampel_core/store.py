@@ -199,7 +199,6 @@ class SqlStore:
     def schema_statements(self) -> list[str]:
         raise NotImplementedError
 
-
     # --- plumbing --------------------------------------------------------------------------
     def sql(self, query: str) -> str:
         return query if self.placeholder == "?" else query.replace("?", self.placeholder)

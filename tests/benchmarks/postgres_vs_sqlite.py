@@ -122,10 +122,12 @@ def job(store: str, alerts: Path, t2: str, public: bool = True, nights: int | No
 @contextmanager
 def fresh_store(backend: str, folder: Path) -> Iterator[str]:
     if backend == "sqlite":
+        from ampel_core.sqlite_store import store_files
+
         path = folder / f"store-{time.time_ns()}.db"
         yield f"sqlite:///{path}"
-        for suffix in ("", "-wal", "-shm", "-blobs"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        for file in store_files(path):
+            file.unlink(missing_ok=True)
     else:
         from ampel_postgres.testing import scratch_schema
 

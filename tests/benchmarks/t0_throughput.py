@@ -212,10 +212,10 @@ def full_t0(folders: list[str], channel_count: int, store: str, limit: int | Non
 
 def child(kind: str, **arguments: Any) -> dict[str, Any]:
     """One measurement in a fresh Python process (on a new store, if it writes one)."""
-    store = arguments.get("store")
-    for suffix in ("", "-wal", "-shm", "-blobs"):
-        if store:
-            Path(f"{store}{suffix}").unlink(missing_ok=True)
+    from ampel_core.sqlite_store import store_files
+
+    for path in store_files(arguments["store"]) if arguments.get("store") else ():
+        path.unlink(missing_ok=True)
     done = subprocess.run([sys.executable, __file__, "--child", json.dumps({"kind": kind, **arguments})],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
