@@ -33,7 +33,8 @@ from other work hit all measurements alike. Prints one table and the targets of 
 set and filter: full T0 >= 80 % (1 channel) and >= 60 % (10 channels) of the fastavro decode-only
 rate on the unique variant; RSS growth < 50 MB from 2,000 to 20,000 alerts. The target against
 the published AMPEL (>= 1.5 x its rate on the same alerts) is measured beside it, in one run:
-tests/benchmarks/vs_ampel.py.
+tests/benchmarks/vs_ampel.py. Instruction counts of the same measurements, which do not vary with
+the load on the machine: tests/benchmarks/t0_instructions.py.
 """
 
 from __future__ import annotations
