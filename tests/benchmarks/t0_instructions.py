@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -45,23 +43,14 @@ MEASUREMENTS = [
 
 
 def instructions(kind: str, arguments: dict[str, object], workdir: Path) -> tuple[int, int]:
-    """(instructions, alerts) of one t0_throughput child measurement run under callgrind (on a new
-    store, if it writes one)."""
-    from ampel_core.sqlite_store import store_files
-
-    for path in store_files(str(arguments["store"])) if "store" in arguments else ():
-        path.unlink(missing_ok=True)
+    """(instructions, alerts) of one t0_throughput child measurement run under callgrind."""
     out = Path(tempfile.mkstemp(prefix="callgrind-", dir=workdir)[1])
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, t0_throughput.__file__,
-               "--child", json.dumps({"kind": kind, **arguments})]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{kind} under valgrind failed:\n{done.stderr[-3000:]}")
+    result = t0_throughput.child(kind, ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"], **arguments)
     found = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
     out.unlink()
     if not found:
         raise RuntimeError(f"no instruction total in callgrind's output for {kind}")
-    return int(found.group(1)), int(json.loads(done.stdout.strip().splitlines()[-1])["alerts"])
+    return int(found.group(1)), int(result["alerts"])
 
 
 def main() -> None:

@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -211,13 +212,14 @@ def full_t0(folders: list[str], channel_count: int, store: str, limit: int | Non
             "accepted": sum(summary.accepted.values()) / max(channel_count, 1), "quarantined": summary.quarantined}
 
 
-def child(kind: str, **arguments: Any) -> dict[str, Any]:
-    """One measurement in a fresh Python process (on a new store, if it writes one)."""
+def child(kind: str, prefix: Sequence[str] = (), **arguments: Any) -> dict[str, Any]:
+    """One measurement in a fresh Python process (on a new store, if it writes one), started by
+    the command ``prefix`` if one is given (e.g. valgrind)."""
     from ampel_core.sqlite_store import store_files
 
     for path in store_files(arguments["store"]) if arguments.get("store") else ():
         path.unlink(missing_ok=True)
-    done = subprocess.run([sys.executable, __file__, "--child", json.dumps({"kind": kind, **arguments})],
+    done = subprocess.run([*prefix, sys.executable, __file__, "--child", json.dumps({"kind": kind, **arguments})],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{kind} failed:\n{done.stderr[-3000:]}")
