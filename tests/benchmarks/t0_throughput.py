@@ -1,7 +1,7 @@
 """T0 throughput on real ZTF alerts: decoding alone against the full T0 path, and memory.
 
 Run on demand:  python tests/benchmarks/t0_throughput.py [--alerts 5000] [--rss 2000 20000]
-                [--repeat 2] [--clock cpu|wall] [--workdir DIR] [--profile] [--keep]
+                [--repeat 2] [--clock cpu|wall] [--workdir DIR] [--profile] [--breakdown] [--keep]
 
 Two alert sets, from ../shared/data/ztf_alerts (without it: docs/examples/data/ztf, one set):
 - "reference": the 93 alerts the AMPEL anchor (../shared/anchors-ampel) measures the published
@@ -25,6 +25,11 @@ Measured on the same files, each in a fresh process reading them from disk:
 - peak RSS (VmHWM of the process) of the full T0 streaming 2,000 and 20,000 unique alerts
   ("all" set, every alert accepted).
 ``--profile`` adds a cProfile breakdown of the full T0 (unique set, 1 channel) by where time goes.
+``--breakdown`` adds, in the same rounds, the full T0 (unique set, 1 channel, all accepted) without
+its datapoint rows and without any store writes (measurement only: the store's ``ingest`` is
+patched in the child) and the JSON encoding alone of the same datapoints' bodies; then SQLite alone
+inserting as many rows of the same mean size as the full T0 stored (same table, settings and
+batches): what each part costs, and what the datapoint rows would have to cost for the 80 % target.
 
 Rates are alerts per second of the process's CPU time (``--clock wall``: wall-clock time; on a
 machine shared with other work the CPU time is the fair measure; both are printed), the fastest of
@@ -46,6 +51,7 @@ import math
 import os
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -182,13 +188,32 @@ def channels(count: int, default_filter: bool = False) -> list[dict[str, Any]]:
              "t2": [{"unit": "T2LightCurveSummary"}]} for number in range(count)]
 
 
+#: parts of the store's writes a --breakdown run leaves out (measurement only)
+WITHOUT = ("datapoint rows", "store writes")
+ENCODING = "datapoint bodies: JSON only"  # the --breakdown measurement of encode_bodies
+
+
 def full_t0(folders: list[str], channel_count: int, store: str, limit: int | None = None,
-            profile: str | None = None, default_filter: bool = False) -> dict[str, Any]:
+            profile: str | None = None, default_filter: bool = False, without: str | None = None,
+            count_rows: bool = False) -> dict[str, Any]:
     """The T0 task of a job, timed from its start (CPU and wall clock): a first run over no alerts
     has imported and configured everything, so the timed run is the alert loop plus opening a new
-    store and recording the run (a few milliseconds)."""
+    store and recording the run (a few milliseconds). ``without`` (one of `WITHOUT`) leaves that
+    part of the store's writes out; ``count_rows`` adds the number and mean size of the datapoint
+    rows stored (counted after the timed run, but it reads them all: not under t0_instructions)."""
     from ampel_core.engine import run_job
     from ampel_core.jobs import load_job
+    from ampel_core.store import SqlStore
+
+    if without:
+        ingest = SqlStore.ingest
+
+        def partial_ingest(self: SqlStore, batch: Any) -> None:
+            batch.datapoints.clear()
+            if without == "datapoint rows":
+                ingest(self, batch)
+
+        SqlStore.ingest = partial_ingest  # type: ignore[method-assign]
 
     def job(paths: list[str], database: str) -> Any:
         return load_job({"name": "t0-benchmark", "store": f"sqlite:///{database}",
@@ -208,8 +233,50 @@ def full_t0(folders: list[str], channel_count: int, store: str, limit: int | Non
         profiler.dump_stats(profile)
     else:
         summary = run_job(timed)
-    return {"alerts": summary.alerts, **elapsed(started), "t0_wall": summary.t0_seconds,
-            "accepted": sum(summary.accepted.values()) / max(channel_count, 1), "quarantined": summary.quarantined}
+    result = {"alerts": summary.alerts, **elapsed(started), "t0_wall": summary.t0_seconds,
+              "accepted": sum(summary.accepted.values()) / max(channel_count, 1), "quarantined": summary.quarantined}
+    if count_rows:
+        with sqlite3.connect(store) as conn:
+            result["rows"], result["row_bytes"] = conn.execute(
+                "SELECT count(*), coalesce(avg(length(tags) + length(body)), 0) FROM datapoints").fetchone()
+    return result
+
+
+def encode_bodies(folders: list[str]) -> dict[str, Any]:
+    """The JSON encoding alone of the datapoint bodies the full T0 stores: every datapoint of the
+    decoded alerts, once per (stock, id), encoded as the store does it (`dumps_fast`)."""
+    from ampel_core.alerts import FileSource
+    from ampel_core.store import dumps_fast
+    from ampel_ztf.alerts import ZTFAlertFormat
+
+    alert_format, points = ZTFAlertFormat(), {}
+    for record in FileSource(paths=folders, pattern="*.avro"):
+        for alert in alert_format.decode(record.payload, record.origin):
+            points.update(((dp.stock, dp.id), dp) for dp in alert.datapoints if (dp.stock, dp.id) not in points)
+    started = clocks()
+    for dp in points.values():
+        dumps_fast(dp.body())
+    return {"alerts": len(points), **elapsed(started)}
+
+
+def sqlite_rows(store: str, rows: int, row_bytes: float, batches: int) -> dict[str, Any]:
+    """SQLite alone: ``rows`` new datapoint rows of ``row_bytes`` (tags and body) inserted in
+    ``batches`` transactions into the datapoints table of a new store, timed with the close (the
+    checkpoint), as the full T0 writes them."""
+    from ampel_core.sqlite_store import SqliteStore
+
+    tags = '["ZTF","ZTF_PUB"]'
+    body = "x" * max(round(row_bytes) - len(tags), 1)
+    prepared = [(number, 10**11 + number // 32, tags, body, number, 1) for number in range(rows)]
+    size = math.ceil(rows / max(batches, 1))
+    sqlite = SqliteStore(f"sqlite:///{store}")
+    started = clocks()
+    for start in range(0, rows, size):
+        with sqlite.transaction() as cursor:
+            cursor.executemany("INSERT INTO datapoints (id, stock, tags, body, alert, run) VALUES (?, ?, ?, ?, ?, ?) "
+                               "ON CONFLICT DO NOTHING", prepared[start:start + size])
+    sqlite.close()
+    return {"alerts": rows, **elapsed(started)}
 
 
 def child(kind: str, prefix: Sequence[str] = (), **arguments: Any) -> dict[str, Any]:
@@ -241,7 +308,8 @@ def interleaved(specs: list[tuple[Any, str, dict[str, Any]]], repeat: int) -> di
 
 
 CLOCK = "cpu"
-CHILDREN = {"decode_fastavro": decode_fastavro, "decode_ampel": decode_ampel, "full_t0": full_t0}
+CHILDREN = {"decode_fastavro": decode_fastavro, "decode_ampel": decode_ampel, "full_t0": full_t0,
+            "encode_bodies": encode_bodies, "sqlite_rows": sqlite_rows}
 
 
 # profile breakdown -------------------------------------------------------------------------------
@@ -292,6 +360,8 @@ def main() -> None:
                         help="Clock of the rates the targets are checked on (cpu: the process's CPU time).")
     parser.add_argument("--workdir", type=Path, help="Where to build the sets (default: a temporary folder).")
     parser.add_argument("--profile", action="store_true", help="Also profile the full T0 (unique, 1 channel).")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="Also measure the full T0 (unique, 1 channel) without parts of its store writes.")
     parser.add_argument("--keep", action="store_true", help="Keep the work folder.")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -336,7 +406,12 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
                 for count in (1, 10):
                     specs.append(((name, variant, f"full T0, {count:>2} ch, {label}"), "full_t0",
                                   {"folders": folders, "channel_count": count, "store": store,
-                                   "default_filter": default_filter}))
+                                   "default_filter": default_filter, "count_rows": options.breakdown}))
+            if options.breakdown and variant == "unique":
+                specs += [((name, variant, f"full T0,  1 ch, without {part}"), "full_t0",
+                           {"folders": folders, "channel_count": 1, "store": store, "without": part})
+                          for part in WITHOUT]
+                specs.append(((name, variant, ENCODING), "encode_bodies", {"folders": folders}))
         if memory_set:
             memory_name, memory_folders = name, subsets["unique"]
             memory_limits = {alerts: math.ceil(alerts / per_copy * len(files)) for alerts in (small, large)}
@@ -347,6 +422,8 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
     memory = {alerts: child("full_t0", folders=[memory_source], channel_count=1, store=store, limit=limit)
               for alerts, limit in memory_limits.items()}
     print_table(rows, memory, memory_name, small, large)
+    if options.breakdown:
+        print_breakdown(rows, store, options.repeat)
     if options.profile:
         stats = str(workdir / "t0.prof")
         result = child("full_t0", folders=memory_folders, channel_count=1, store=store, profile=stats)
@@ -363,6 +440,8 @@ def print_table(rows: list[tuple[str, str, str, dict[str, Any]]], memory: dict[i
     print(f"{'set':<9} {'variant':<9} {'measurement':<36} {'alerts':>7} {'cpu s':>7} {'cpu/s':>6} {'wall/s':>6} "
           f"{'/ fastavro':>10} {'accepted':>8} {'peak RSS':>9}")
     for name, variant, what, r in rows:
+        if what == ENCODING:  # not alerts: --breakdown's part, printed there
+            continue
         accepted = f"{r['accepted'] / r['alerts']:.0%}" if "accepted" in r else ""
         print(f"{name:<9} {variant:<9} {what:<36} {r['alerts']:>7} {r['cpu']:>7.2f} {rate(r, 'cpu'):>6.0f} "
               f"{rate(r, 'wall'):>6.0f} {rate(r) / reference[name, variant]:>10.0%} {accepted:>8} {r['rss_mb']:>6.0f} MB")
@@ -373,7 +452,7 @@ def print_table(rows: list[tuple[str, str, str, dict[str, Any]]], memory: dict[i
 
     checks = []
     for name, variant, what, r in rows:
-        if variant != "unique" or not what.startswith("full T0"):
+        if variant != "unique" or not what.startswith("full T0") or "without" in what:
             continue
         count = int(what.split(",")[1].split()[0])
         share, target = rate(r) / reference[name, variant], 0.8 if count == 1 else 0.6
@@ -386,6 +465,37 @@ def print_table(rows: list[tuple[str, str, str, dict[str, Any]]], memory: dict[i
         print(f"{'PASS' if passed else 'FAIL'}  {text}")
     print("(the target against AMPEL 0.10 itself, >= 1.5 x its rate on the same alerts and filter, one process "
           "each: tests/benchmarks/vs_ampel.py)")
+
+
+def print_breakdown(rows: list[tuple[str, str, str, dict[str, Any]]], store: str, repeat: int) -> None:
+    """What the full T0 (unique, 1 channel, all accepted) spends beyond decoding, part by part, and
+    SQLite's own cost for its datapoint rows (measured here, ``repeat`` times, the fastest kept)."""
+    print(f"\nwhere the full T0's {CLOCK} time goes (unique variant, 1 channel, all accepted), seconds:")
+    for name in dict.fromkeys(row[0] for row in rows):
+        r = {what: result for set_name, variant, what, result in rows if set_name == name and variant == "unique"}
+        full, alone = r["full T0,  1 ch, all accepted"], r["full T0,  1 ch, without store writes"]
+        no_rows, fastavro = r["full T0,  1 ch, without datapoint rows"], r["decode only: fastavro.reader"]
+        encoding = r[ENCODING]
+        bare = min((child("sqlite_rows", store=store, rows=full["rows"], row_bytes=full["row_bytes"],
+                          batches=math.ceil(full["alerts"] / 200)) for _ in range(repeat)), key=lambda x: x[CLOCK])
+        per_row = 1e6 / full["rows"]
+        allowed = fastavro[CLOCK] / 0.8
+        print(f"{name}: {full['alerts']} alerts, {full['rows']} new datapoint rows of {full['row_bytes']:.0f} bytes "
+              f"({encoding['alerts']} datapoints encoded alone)")
+        for label, seconds in (
+                ("decode only: fastavro.reader", fastavro[CLOCK]),
+                ("decode only: ZTFAlertFormat", r["decode only: ZTFAlertFormat"][CLOCK]),
+                ("+ filters, datapoints, T1 states, T2 tickets (no writes)", alone[CLOCK]),
+                ("+ store writes but the datapoint rows", no_rows[CLOCK]),
+                ("+ datapoint rows (JSON bodies, SQLite) = full T0", full[CLOCK]),
+                ("full T0 at 80 % of the fastavro rate (target)", allowed)):
+            print(f"  {label:<58} {seconds:>7.2f}")
+        for label, seconds in (
+                ("datapoint rows in the full T0", full[CLOCK] - no_rows[CLOCK]),
+                ("of which, measured alone: their JSON bodies", encoding[CLOCK]),
+                ("of which, measured alone: SQLite inserting them", bare[CLOCK]),
+                ("datapoint rows at most, for the target", allowed - no_rows[CLOCK])):
+            print(f"  {label:<47} {seconds:>7.2f} s {seconds * per_row:>5.1f} us per row")
 
 
 def print_profile(stats: str, result: dict[str, Any]) -> None:
