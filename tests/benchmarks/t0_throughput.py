@@ -470,14 +470,17 @@ def print_table(rows: list[tuple[str, str, str, dict[str, Any]]], memory: dict[i
 def print_breakdown(rows: list[tuple[str, str, str, dict[str, Any]]], store: str, repeat: int) -> None:
     """What the full T0 (unique, 1 channel, all accepted) spends beyond decoding, part by part, and
     SQLite's own cost for its datapoint rows (measured here, ``repeat`` times, the fastest kept)."""
+    from ampel_core.jobs import T0Task
+
     print(f"\nwhere the full T0's {CLOCK} time goes (unique variant, 1 channel, all accepted), seconds:")
     for name in dict.fromkeys(row[0] for row in rows):
         r = {what: result for set_name, variant, what, result in rows if set_name == name and variant == "unique"}
         full, alone = r["full T0,  1 ch, all accepted"], r["full T0,  1 ch, without store writes"]
         no_rows, fastavro = r["full T0,  1 ch, without datapoint rows"], r["decode only: fastavro.reader"]
         encoding = r[ENCODING]
-        bare = min((child("sqlite_rows", store=store, rows=full["rows"], row_bytes=full["row_bytes"],
-                          batches=math.ceil(full["alerts"] / 200)) for _ in range(repeat)), key=lambda x: x[CLOCK])
+        batches = math.ceil(full["alerts"] / T0Task.model_fields["batch_size"].default)  # as the T0 task commits
+        bare = min((child("sqlite_rows", store=store, rows=full["rows"], row_bytes=full["row_bytes"], batches=batches)
+                    for _ in range(repeat)), key=lambda x: x[CLOCK])
         per_row = 1e6 / full["rows"]
         allowed = fastavro[CLOCK] / 0.8
         print(f"{name}: {full['alerts']} alerts, {full['rows']} new datapoint rows of {full['row_bytes']:.0f} bytes "
