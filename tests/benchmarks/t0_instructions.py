@@ -20,7 +20,6 @@ the two is what memory and I/O cost. The issue's targets are about rates and are
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import os
 import re
@@ -70,13 +69,11 @@ def main() -> None:
 
 
 def run(alerts: int, workdir: Path) -> None:
-    import fastavro
-
     empty = workdir / "empty"
     empty.mkdir(parents=True, exist_ok=True)
     jobs: dict[tuple[str, str], tuple[str, dict[str, object]]] = {}  # (set, label) -> (kind, arguments)
     for name, files in t0_throughput.alert_sets().items():
-        per_copy = sum(sum(1 for _ in fastavro.reader(io.BytesIO(p.read_bytes()))) for p in files)
+        per_copy = t0_throughput.alerts_in(files)
         _, unique, _ = t0_throughput.build_sets(files, math.ceil(alerts / per_copy), workdir / name)
         for label, kind, extra in MEASUREMENTS:
             for key, folder in ((name, unique), ("(none)", empty)):  # the run over no alerts is shared

@@ -77,6 +77,13 @@ def alert_sets() -> dict[str, list[Path]]:
     return {"reference": reference, "all": every}
 
 
+def alerts_in(files: list[Path]) -> int:
+    """The number of alerts in these Avro files (one copy of a set)."""
+    import fastavro
+
+    return sum(sum(1 for _ in fastavro.reader(io.BytesIO(p.read_bytes()))) for p in files)
+
+
 def build_sets(files: list[Path], copies: int, workdir: Path) -> tuple[Path, Path, int]:
     """The repeated and the unique set (``copies`` copies each); returns their folders and the
     number of alerts per copy."""
@@ -379,14 +386,12 @@ def main() -> None:
 
 
 def run(options: argparse.Namespace, workdir: Path) -> None:
-    import fastavro
-
     small, large = options.rss
     sets = alert_sets()
     specs: list[tuple[tuple[str, str, str], str, dict[str, Any]]] = []  # ((set, variant, measurement), kind, arguments)
     store = str(workdir / "store.db")
     for name, files in sets.items():
-        per_copy = sum(sum(1 for _ in fastavro.reader(io.BytesIO(p.read_bytes()))) for p in files)
+        per_copy = alerts_in(files)
         rate_copies = math.ceil(options.alerts / per_copy)
         memory_set = name == list(sets)[-1]
         copies = max(rate_copies, math.ceil(large / per_copy)) if memory_set else rate_copies
