@@ -200,6 +200,73 @@ def test_records_are_those_fastavro_reads(sample_files: list[Path]) -> None:
         assert repr(ours) == repr(rows) and parsed.name == schema["name"]  # repr: NaN == NaN
 
 
+def check_peek(payload: bytes, origin: str) -> bool:
+    """`ZTFAlertFormat.stocks` gives the decoded alerts' stocks, or nothing; True if it gave them."""
+    peeked = FORMAT.stocks(payload, origin)
+    assert not peeked or peeked == {a.stock for a in FORMAT.decode(payload, origin)}
+    return bool(peeked)
+
+
+def test_stocks_are_read_without_decoding(monkeypatch: pytest.MonkeyPatch, sample_files: list[Path]) -> None:
+    payloads = {str(path): path.read_bytes() for path in sample_files}
+    assert all(check_peek(payload, origin) for origin, payload in payloads.items())
+    assert all(check_peek(gzip.compress(payload), "gz") for payload in list(payloads.values())[:3])
+    schema, rows = records(avro_files(SN2021RHU)[0])
+    for codec in ("null", "deflate", "snappy"):
+        assert check_peek(container(schema, rows, codec), codec)
+    assert check_peek(container(schema, rows * 2), "two blocks of one alert")
+    one_block = io.BytesIO()
+    fastavro.writer(one_block, schema, rows * 2, sync_interval=10**7)
+    assert FORMAT.stocks(one_block.getvalue(), "one block of two alerts") == set()  # decoded instead
+    monkeypatch.setattr(avro.fastavro, "schemaless_reader", None)  # the peek decodes no record
+    assert FORMAT.stocks(payloads[str(avro_files(SN2021RHU)[0])], "x") == {to_stock_id("ZTF21abiuvdk")}
+
+
+VALUES = {"null": st.none(), "boolean": st.booleans(), "int": st.integers(-2**31, 2**31 - 1),
+          "long": st.integers(-2**63, 2**63 - 1), "float": st.floats(width=32, allow_nan=False),
+          "double": st.floats(allow_nan=False), "bytes": st.binary(max_size=40), "string": st.text(max_size=20)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_peeked_strings_are_the_decoded_ones(data: st.DataObject) -> None:
+    kinds = st.sampled_from(sorted(VALUES))
+    fields = data.draw(st.lists(st.one_of(kinds, st.lists(kinds, min_size=1, max_size=3, unique=True)), max_size=6))
+    fields.append(data.draw(st.sampled_from(["string", ["string"], ["null", "string"], ["long", "string"]])))
+    schema = {"type": "record", "name": "r", "fields": [{"name": f"f{n}", "type": t} for n, t in enumerate(fields)]
+              + [{"name": "rest", "type": {"type": "array", "items": "long"}}]}
+
+    def value(kind: Any) -> Any:
+        return data.draw(VALUES[kind] if isinstance(kind, str) else st.sampled_from(kind).flatmap(lambda k: VALUES[k]))
+
+    rows = [{**{f"f{n}": value(t) for n, t in enumerate(fields)}, "rest": [1, 2]}
+            for _ in range(data.draw(st.integers(1, 3)))]
+    field = f"f{len(fields) - 1}"
+    buffer = io.BytesIO()
+    fastavro.writer(buffer, schema, rows, codec=data.draw(st.sampled_from(["null", "deflate"])), sync_interval=1)
+    peeked = avro.peek_strings(buffer.getvalue(), field)
+    decoded = [row[field] for row in fastavro.reader(io.BytesIO(buffer.getvalue()))]
+    assert peeked == decoded if all(isinstance(v, str) for v in decoded) else peeked is None
+
+
+def test_partitions_decode_only_their_own_ztf_alerts(sample_files: list[Path]) -> None:
+    from ampel_core.parallel import StockPartition, partition_of
+
+    class Counting(ZTFAlertFormat):
+        def decode(self, payload: bytes, origin: str) -> list[Alert]:
+            decoded.append(origin)
+            return super().decode(payload, origin)
+
+    decoded: list[str] = []
+    parts = [StockPartition(Counting(), index, 3) for index in range(3)]
+    kept = [a.id for part in parts for path in sample_files for a in part.decode(path.read_bytes(), str(path))]
+    assert sorted(kept) == sorted(a.id for path in sample_files for a in FORMAT.decode(path.read_bytes(), "x"))
+    # a file is decoded by the partitions of its alerts' stocks only: once, for one alert per file
+    owners = {str(path): {partition_of(a.stock, 3) for a in FORMAT.decode(path.read_bytes(), "x")} for path in sample_files}
+    assert sorted(decoded) == sorted(origin for origin, partitions in owners.items() for _ in partitions)
+    assert len(decoded) < 1.1 * len(sample_files)
+
+
 # bad input ----------------------------------------------------------------------------------------
 
 GOOD = avro_files(SN2021RHU)[0].read_bytes()
@@ -260,6 +327,8 @@ def test_damaged_alerts_decode_or_give_a_reason(position: int, noise: bytes, tru
         assert str(error).startswith("fuzz: ")
     else:
         assert alerts and all(a.datapoints for a in alerts)
+        with contextlib.suppress(Exception):  # a peek that fails makes a partition decode
+            check_peek(payload, "fuzz")
 
 
 @settings(max_examples=100, deadline=None)
@@ -307,6 +376,11 @@ def test_records_equal_fastavro_for_the_shared_data(shared_alert_files: list[Pat
     for path in shared_alert_files:
         _, rows = records(path)
         assert repr(avro.read_container(path.read_bytes())[1]) == repr(rows)
+
+
+def test_stocks_of_the_shared_data(shared_alert_files: list[Path]) -> None:
+    peeked = sum(check_peek(path.read_bytes(), str(path)) for path in shared_alert_files)
+    assert peeked == 308  # all but the 3 containers holding several alerts in one block
 
 
 def test_the_unreadable_files_get_a_reason(shared_data: Path) -> None:

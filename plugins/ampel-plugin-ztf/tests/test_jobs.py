@@ -170,3 +170,31 @@ def test_channels_see_only_the_datapoints_their_rights_allow(tmp_path: Path, ztf
             assert all(set(tags[i]) & allowed for i in store.get_state(state).datapoints)
     assert store.channel_states(stock, "PUBLIC") == []  # it may see none of this stock's datapoints
     assert len(store.channel_states(stock, "PARTNERS")) == 2
+
+
+def test_two_partitions_store_what_one_process_does(tmp_path: Path, ztf_registry: Registry) -> None:
+    """``--workers 2`` on ZTF files, where each partition decodes only its own alerts (the format's
+    ``stocks`` peek): the same rows as one process, and every bad file quarantined once."""
+    from ampel_core.parallel import run_job_parallel
+
+    folder = tmp_path / "alerts"
+    folder.mkdir()
+    for number, path in enumerate(sorted(SAMPLE.rglob("*.avro"))):
+        (folder / f"{number:02d}_{path.name}").write_bytes(path.read_bytes())
+    (folder / "garbage.avro").write_bytes(b"\x00\x01garbage")
+    truncated = sorted(SAMPLE.rglob("*.avro"))[0].read_bytes()
+    (folder / "truncated.avro").write_bytes(truncated[: len(truncated) // 2])
+    rows = {}
+    for workers in (1, 2):
+        document = {**t0_job(tmp_path / str(workers), [folder], t2=True, pattern="*.avro"),
+                    "channels": [{"name": "ALL", "t2": [{"unit": "T2LightCurveSummary"}]},
+                                 {"name": "PUBLIC", "access": ["ZTF_PUB"], "t2": [{"unit": "T2LightCurveSummary"}]}]}
+        job = load_job(document)
+        summary = run_job(job, registry=ztf_registry) if workers == 1 else run_job_parallel(job, 2, registry=ztf_registry)
+        assert summary.records == 61 and summary.quarantined == 2 and summary.alerts == 62
+        query = open_store(document["store"]).execute  # type: ignore[attr-defined]
+        rows[workers] = {table: sorted(query(f"SELECT {columns} FROM {table}")) for table, columns in (
+            ("datapoints", "id, stock, tags, body, alert"), ("states", "id, stock, datapoints"),
+            ("channel_states", "stock, channel, state, alert"), ("tickets", "unit, link, stock, channel, status"),
+            ("journal", "stock, tier, action, channel, alert, detail"), ("quarantine", "id, origin, reason"))}
+    assert rows[2] == rows[1] and len(rows[1]["quarantine"]) == 2 and len(rows[1]["datapoints"]) > 1000

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ampel_core.alerts import AlertDecodeError
 from ampel_core.models import Alert, DataPoint, LazyDataPoints, content_id
-from ampel_ztf.avro import read_container
+from ampel_ztf.avro import peek_strings, read_container
 from ampel_ztf.ids import to_stock_id
 
 MJD_OFFSET = 2400000.5
@@ -171,6 +171,14 @@ class ZTFAlertFormat(BaseModel):
                 kind = "missing field" if isinstance(error, KeyError) else type(error).__name__
                 raise AlertDecodeError(f"{origin}: alert {number} of {len(records)}: {kind}: {error}") from None
         return alerts
+
+    def stocks(self, payload: bytes, origin: str) -> set[int]:
+        """The stock ids of the alerts in ``payload``, from their objectIds read without decoding
+        the alerts (a partitioned run, ``ampel job --workers N``, decodes only its own alerts);
+        empty where they cannot be read so (e.g. a block of several alerts): then it decodes."""
+        if payload[:2] == b"\x1f\x8b":
+            payload = gzip.decompress(payload)
+        return {to_stock_id(name) for name in peek_strings(payload, "objectId") or ()}
 
     def alert(self, record: dict[str, Any]) -> Alert:
         """The Alert of one decoded ZTF alert record."""

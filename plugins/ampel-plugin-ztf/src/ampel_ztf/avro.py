@@ -7,6 +7,9 @@ its bytes) and decodes the records with `fastavro.schemaless_reader`.
 
 Supported codecs: null, deflate, snappy (cramjam), bzip2, xz, zstandard (cramjam). Every problem
 with the bytes is an `AlertDecodeError` whose message says what is wrong and where.
+
+`peek_strings` reads one string field of each record (e.g. the objectId) without decoding the
+records, where only fields of primitive types come before it.
 """
 
 from __future__ import annotations
@@ -29,13 +32,32 @@ SYNC_SIZE = 16
 MAX_CACHED_SCHEMAS = 64
 
 
+PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "bytes", "string"))
+FIXED_SIZES = {"null": 0, "boolean": 1, "float": 4, "double": 8}
+Layout = tuple[tuple[str, str | tuple[str, ...]], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class WriterSchema:
-    """A parsed writer schema: fastavro's parsed form, the full record name and its field names."""
+    """A parsed writer schema: fastavro's parsed form, the full record name, its field names and
+    the ``layout`` of its leading fields for `peek_strings`: (name, primitive type, or a tuple of
+    them for a union) of each field up to the first that is not of primitive types."""
 
     parsed: Any
     name: str
     fields: frozenset[str]
+    layout: Layout = ()
+
+
+def _layout(document: dict[str, Any]) -> Layout:
+    layout: list[tuple[str, str | tuple[str, ...]]] = []
+    for field in document.get("fields", ()):
+        kind = field.get("type") if isinstance(field, dict) else None
+        kinds = [(k.get("type") if isinstance(k, dict) else k) for k in (kind if isinstance(kind, list) else [kind])]
+        if not all(isinstance(k, str) and k in PRIMITIVES for k in kinds):
+            break
+        layout.append((str(field.get("name")), tuple(kinds) if isinstance(kind, list) else kinds[0]))
+    return tuple(layout)
 
 
 _schemas: dict[bytes, WriterSchema] = {}
@@ -54,9 +76,10 @@ def writer_schema(raw: bytes) -> WriterSchema:
             name, namespace = str(document.get("name", "?")), document.get("namespace")
             name = f"{namespace}.{name}" if namespace and "." not in name else name
             fields = frozenset(str(f.get("name")) for f in document.get("fields", ()) if isinstance(f, dict))
+            layout = _layout(document)
         else:
-            name, fields = str(document)[:40], frozenset()
-        schema = WriterSchema(parsed, name, fields)
+            name, fields, layout = str(document)[:40], frozenset(), ()
+        schema = WriterSchema(parsed, name, fields, layout)
         if len(_schemas) >= MAX_CACHED_SCHEMAS:  # only garbage makes many distinct schemas
             _schemas.clear()
         _schemas[raw] = schema
@@ -184,6 +207,56 @@ def read_container(payload: bytes) -> tuple[WriterSchema, list[dict[str, Any]]]:
                                    f"in {len(data)} bytes")
         records.extend(_records(data, count, schema, block_number))
     return schema, records
+
+
+def peek_strings(payload: bytes, field: str) -> list[str] | None:
+    """The value of the string field ``field`` in every record of the Avro container ``payload``,
+    read without decoding the records; None where that cannot be done: a field of a type other
+    than a primitive one comes before it, its value in a record is not a string, or a block holds
+    several records (where the next record starts is known only once this one is decoded). Raises
+    AlertDecodeError (or UnicodeDecodeError, KeyError ...) for bytes it cannot read; of damaged
+    records it gives what decoding them would, or an error."""
+    if payload[:4] != MAGIC:
+        raise AlertDecodeError(f"not an Avro container: starts with {payload[:4]!r}")
+    metadata, _, position = _header(payload)
+    schema = writer_schema(metadata["avro.schema"])
+    codec = CODECS[metadata.get("avro.codec", b"null").decode() or "null"]
+    if field not in (name for name, _ in schema.layout):
+        return None
+    values = []
+    while position < len(payload):
+        count, position = _long(payload, position)
+        block, position = _bytes(payload, position, "block")
+        position += SYNC_SIZE
+        if count != 1:
+            return None
+        value = _leading_string(codec(block), schema.layout, field)
+        if value is None:
+            return None
+        values.append(value)
+    return values
+
+
+def _leading_string(data: bytes, layout: Layout, field: str) -> str | None:
+    position = 0
+    for name, kind in layout:
+        if isinstance(kind, tuple):  # a union: the branch's index comes first
+            index, position = _long(data, position)
+            if not 0 <= index < len(kind):
+                raise AlertDecodeError(f"field {name!r}: union index {index} out of range")
+            kind = kind[index]
+        if name == field:
+            if kind != "string":
+                return None
+            value, _ = _bytes(data, position, field)
+            return value.decode()
+        if kind in ("int", "long"):
+            _, position = _long(data, position)
+        elif kind in ("string", "bytes"):
+            _, position = _bytes(data, position, name)
+        else:
+            position += FIXED_SIZES[kind]
+    return None
 
 
 def _records(data: bytes, count: int, schema: WriterSchema, block_number: int) -> list[dict[str, Any]]:

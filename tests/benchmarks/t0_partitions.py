@@ -1,0 +1,101 @@
+"""T0 on real ZTF alerts in one process and in N stock partitions (``ampel job --workers N``).
+
+Run on demand:  python tests/benchmarks/t0_partitions.py [--alerts 5000] [--workers 2] [--repeat 2]
+
+The full T0 of t0_throughput.py (1 channel, every alert accepted and ingested into a new SQLite
+store, T1 states, T2 tickets) over the "unique" variant of the reference set (each copy a new
+object; without ../shared/data the shipped sample), run by one process and by ``--workers``
+partitions (`ampel_core.parallel.run_job_parallel`), the partitions once as they are and once
+with the ZTF format's ``stocks`` peek switched off, so that every partition decodes every alert
+(as before the format had it). Wall-clock seconds and alerts per second of the whole T0, best of
+``--repeat`` runs in rounds (each measurement in a fresh process); the speed-up is against the one
+process. On a machine with fewer free cores than partitions the speed-up is capped accordingly
+(the load average is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import t0_throughput  # the alert sets and channels of the T0 benchmark
+
+
+def measure(folders: list[str], store: str, workers: int, peek: bool) -> dict[str, Any]:
+    """Wall-clock seconds of the T0 task of a job over ``folders`` (the job's setup excluded)."""
+    from ampel_core.engine import run_job
+    from ampel_core.jobs import load_job
+    from ampel_core.parallel import run_job_parallel
+    from ampel_ztf.alerts import ZTFAlertFormat
+
+    if not peek:
+        del ZTFAlertFormat.stocks  # the partitions fall back to decoding every record
+    job = load_job({"name": "t0-partitions", "store": f"sqlite:///{store}", "channels": t0_throughput.channels(1),
+                    "tasks": [{"tier": 0, "format": {"name": "ztf"},
+                               "source": {"name": "files", "config": {"paths": folders, "pattern": "*.avro"}}}]})
+    started = time.perf_counter()
+    summary = run_job(job) if workers == 1 else run_job_parallel(job, workers)
+    return {"seconds": time.perf_counter() - started, "alerts": summary.alerts, "ingested": summary.ingested}
+
+
+def child(store: str, **arguments: Any) -> dict[str, Any]:
+    from ampel_core.sqlite_store import store_files
+
+    for path in store_files(store):
+        path.unlink(missing_ok=True)
+    done = subprocess.run([sys.executable, __file__, "--child", json.dumps({"store": store, **arguments})],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"measurement failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--alerts", type=int, default=5000, help="Alerts (rounded up to whole copies).")
+    parser.add_argument("--workers", type=int, default=2, help="Partitions (processes) of the parallel runs.")
+    parser.add_argument("--repeat", type=int, default=2, help="Runs per measurement; the fastest counts.")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.child:
+        print(json.dumps(measure(**json.loads(options.child))))
+        return
+    name, files = next(iter(t0_throughput.alert_sets().items()))  # the reference set, or the sample
+    workdir = Path(tempfile.mkdtemp(prefix="ampel-t0-partitions-"))
+    try:
+        copies = math.ceil(options.alerts / t0_throughput.alerts_in(files))
+        _, unique, _ = t0_throughput.build_sets(files, copies, workdir)
+        folders = [str(unique / f"copy{copy:05d}") for copy in range(copies)]
+        specs = {"1 process": (1, True), f"{options.workers} partitions": (options.workers, True),
+                 f"{options.workers} partitions, every one decoding every alert": (options.workers, False)}
+        best: dict[str, dict[str, Any]] = {}
+        for round_ in range(options.repeat):
+            for label, (workers, peek) in specs.items():
+                result = child(str(workdir / "store.db"), folders=folders, workers=workers, peek=peek)
+                if label not in best or result["seconds"] < best[label]["seconds"]:
+                    best[label] = result
+            print(f"round {round_ + 1} of {options.repeat} measured", file=sys.stderr)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    single = best["1 process"]["seconds"]
+    print(f"\nfull T0 ({name} set, unique variant, 1 channel, every alert accepted; SQLite), "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}\n")
+    print(f"{'run':<52} {'alerts':>7} {'ingested':>8} {'wall s':>7} {'alerts/s':>9} {'speed-up':>8}")
+    for label, result in best.items():
+        print(f"{label:<52} {result['alerts']:>7} {result['ingested']:>8} {result['seconds']:>7.2f} "
+              f"{result['alerts'] / result['seconds']:>9.0f} {single / result['seconds']:>7.2f}x")
+
+
+if __name__ == "__main__":
+    main()
