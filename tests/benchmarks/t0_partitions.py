@@ -1,16 +1,19 @@
 """T0 on real ZTF alerts in one process and in N stock partitions (``ampel job --workers N``).
 
 Run on demand:  python tests/benchmarks/t0_partitions.py [--alerts 5000] [--workers 2] [--repeat 2]
+                [--postgres]
 
-The full T0 of t0_throughput.py (1 channel, every alert accepted and ingested into a new SQLite
-store, T1 states, T2 tickets) over the "unique" variant of the reference set (each copy a new
-object; without ../shared/data the shipped sample), run by one process and by ``--workers``
-partitions (`ampel_core.parallel.run_job_parallel`), the partitions once as they are and once
-with the ZTF format's ``stocks`` peek switched off, so that every partition decodes every alert
-(as before the format had it). Wall-clock seconds and alerts per second of the whole T0, best of
-``--repeat`` runs in rounds (each measurement in a fresh process); the speed-up is against the one
-process. On a machine with fewer free cores than partitions the speed-up is capped accordingly
-(the load average is printed).
+The full T0 of t0_throughput.py (1 channel, every alert accepted and ingested into a new store,
+T1 states, T2 tickets) over the "unique" variant of the reference set (each copy a new object;
+without ../shared/data the shipped sample), run by one process and by ``--workers`` partitions
+(`ampel_core.parallel.run_job_parallel`), the partitions once as they are and once with the ZTF
+format's ``stocks`` peek switched off, so that every partition decodes every alert (as before the
+format had it). The store is a SQLite file; with ``--postgres`` the same runs follow on
+PostgreSQL (a fresh schema of ``$AMPEL_TEST_POSTGRES`` each; the server shares this machine's
+CPUs). Wall-clock seconds and alerts per second of the whole T0, best of ``--repeat`` runs in
+rounds (each measurement in a fresh process); the speed-up is against one process on the same
+store. On a machine with fewer free cores than partitions the speed-up is capped accordingly (the
+load average is printed).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +46,7 @@ def measure(folders: list[str], store: str, workers: int, peek: bool) -> dict[st
 
     if not peek:
         del ZTFAlertFormat.stocks  # the partitions fall back to decoding every record
-    job = load_job({"name": "t0-partitions", "store": f"sqlite:///{store}", "channels": t0_throughput.channels(1),
+    job = load_job({"name": "t0-partitions", "store": store, "channels": t0_throughput.channels(1),
                     "tasks": [{"tier": 0, "format": {"name": "ztf"},
                                "source": {"name": "files", "config": {"paths": folders, "pattern": "*.avro"}}}]})
     started = time.perf_counter()
@@ -49,13 +54,25 @@ def measure(folders: list[str], store: str, workers: int, peek: bool) -> dict[st
     return {"seconds": time.perf_counter() - started, "alerts": summary.alerts, "ingested": summary.ingested}
 
 
-def child(store: str, **arguments: Any) -> dict[str, Any]:
+@contextmanager
+def fresh_store(backend: str, folder: Path) -> Iterator[str]:
+    if backend == "postgresql":
+        from ampel_postgres.testing import scratch_schema
+
+        with scratch_schema() as url:
+            yield url
+        return
     from ampel_core.sqlite_store import store_files
 
-    for path in store_files(store):
+    for path in store_files(folder / "store.db"):
         path.unlink(missing_ok=True)
-    done = subprocess.run([sys.executable, __file__, "--child", json.dumps({"store": store, **arguments})],
-                          capture_output=True, text=True, check=False)
+    yield f"sqlite:///{folder / 'store.db'}"
+
+
+def child(backend: str, folder: Path, **arguments: Any) -> dict[str, Any]:
+    with fresh_store(backend, folder) as store:
+        done = subprocess.run([sys.executable, __file__, "--child", json.dumps({"store": store, **arguments})],
+                              capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"measurement failed:\n{done.stderr[-3000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -66,6 +83,7 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=5000, help="Alerts (rounded up to whole copies).")
     parser.add_argument("--workers", type=int, default=2, help="Partitions (processes) of the parallel runs.")
     parser.add_argument("--repeat", type=int, default=2, help="Runs per measurement; the fastest counts.")
+    parser.add_argument("--postgres", action="store_true", help="Also measure on a PostgreSQL store.")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
@@ -77,23 +95,25 @@ def main() -> None:
         copies = math.ceil(options.alerts / t0_throughput.alerts_in(files))
         _, unique, _ = t0_throughput.build_sets(files, copies, workdir)
         folders = [str(unique / f"copy{copy:05d}") for copy in range(copies)]
-        specs = {"1 process": (1, True), f"{options.workers} partitions": (options.workers, True),
-                 f"{options.workers} partitions, every one decoding every alert": (options.workers, False)}
-        best: dict[str, dict[str, Any]] = {}
+        specs = {}
+        for backend in ("sqlite", "postgresql") if options.postgres else ("sqlite",):
+            specs.update({(backend, "1 process"): (1, True), (backend, f"{options.workers} partitions"): (options.workers, True),
+                          (backend, f"{options.workers} partitions, every one decoding every alert"): (options.workers, False)})
+        best: dict[tuple[str, str], dict[str, Any]] = {}
         for round_ in range(options.repeat):
-            for label, (workers, peek) in specs.items():
-                result = child(str(workdir / "store.db"), folders=folders, workers=workers, peek=peek)
-                if label not in best or result["seconds"] < best[label]["seconds"]:
-                    best[label] = result
+            for key, (workers, peek) in specs.items():
+                result = child(key[0], workdir, folders=folders, workers=workers, peek=peek)
+                if key not in best or result["seconds"] < best[key]["seconds"]:
+                    best[key] = result
             print(f"round {round_ + 1} of {options.repeat} measured", file=sys.stderr)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    single = best["1 process"]["seconds"]
-    print(f"\nfull T0 ({name} set, unique variant, 1 channel, every alert accepted; SQLite), "
+    print(f"\nfull T0 ({name} set, unique variant, 1 channel, every alert accepted), "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}\n")
-    print(f"{'run':<52} {'alerts':>7} {'ingested':>8} {'wall s':>7} {'alerts/s':>9} {'speed-up':>8}")
-    for label, result in best.items():
-        print(f"{label:<52} {result['alerts']:>7} {result['ingested']:>8} {result['seconds']:>7.2f} "
+    print(f"{'store':<11} {'run':<52} {'alerts':>7} {'ingested':>8} {'wall s':>7} {'alerts/s':>9} {'speed-up':>8}")
+    for (backend, label), result in best.items():
+        single = best[(backend, "1 process")]["seconds"]
+        print(f"{backend:<11} {label:<52} {result['alerts']:>7} {result['ingested']:>8} {result['seconds']:>7.2f} "
               f"{result['alerts'] / result['seconds']:>9.0f} {single / result['seconds']:>7.2f}x")
 
 
