@@ -4,13 +4,14 @@
 run with one merged `RunSummary`:
 
 - T0 in ``workers`` partitions. Every partition reads the whole alert source, but filters and
-  ingests only the alerts of its own stocks (the stock id hashed onto the partitions). So all alerts of one stock are ingested by one partition, in source order, and every state,
-  ticket and result is the one a single-process run makes: **a partitioned run gives the same
-  state ids and result bodies as a one-process run** (only row ids and times differ). Partitioning
-  by record or by file would not: two alerts of one stock in two processes can be ingested in
-  either order, and the intermediate states would differ. The price is that each partition reads
-  the whole source, and decodes the records whose stocks its format cannot tell without decoding
-  them (see `StockPartition`; the ZTF format reads the objectIds of its records undecoded).
+  ingests only the alerts of its own stocks (the stock id hashed onto the partitions). So all
+  alerts of one stock are ingested by one partition, in source order, and every state, ticket and
+  result is the one a single-process run makes: **a partitioned run gives the same state ids and
+  result bodies as a one-process run** (only row ids and times differ). Partitioning by record or
+  by file would not: two alerts of one stock in two processes can be ingested in either order,
+  and the intermediate states would differ. The price is that each partition reads the whole
+  source, and decodes the records whose stocks its format cannot tell without decoding them (see
+  `StockPartition`; the ZTF format reads the objectIds of its records undecoded).
   The source must yield the same records each time it is read (files, directories, archives;
   not Kafka).
 - T2 in ``workers`` processes claiming tickets from the store (leases; see `T2Runtime`).

@@ -38,7 +38,8 @@ import t0_throughput  # the alert sets and channels of the T0 benchmark
 
 
 def measure(folders: list[str], store: str, workers: int, peek: bool) -> dict[str, Any]:
-    """Wall-clock seconds of the T0 task of a job over ``folders`` (the job's setup excluded)."""
+    """Wall-clock seconds of a job whose one task is the T0 over ``folders`` (opening the store,
+    the run record and starting the partitions' processes included)."""
     from ampel_core.engine import run_job
     from ampel_core.jobs import load_job
     from ampel_core.parallel import run_job_parallel
