@@ -27,14 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import t0_throughput  # the alert sets and channels of the T0 benchmark
+from postgres_vs_sqlite import fresh_store  # a new SQLite file or PostgreSQL schema
 
 
 def measure(folders: list[str], store: str, workers: int, peek: bool) -> dict[str, Any]:
@@ -53,21 +52,6 @@ def measure(folders: list[str], store: str, workers: int, peek: bool) -> dict[st
     started = time.perf_counter()
     summary = run_job(job) if workers == 1 else run_job_parallel(job, workers)
     return {"seconds": time.perf_counter() - started, "alerts": summary.alerts, "ingested": summary.ingested}
-
-
-@contextmanager
-def fresh_store(backend: str, folder: Path) -> Iterator[str]:
-    if backend == "postgresql":
-        from ampel_postgres.testing import scratch_schema
-
-        with scratch_schema() as url:
-            yield url
-        return
-    from ampel_core.sqlite_store import store_files
-
-    for path in store_files(folder / "store.db"):
-        path.unlink(missing_ok=True)
-    yield f"sqlite:///{folder / 'store.db'}"
 
 
 def child(backend: str, folder: Path, **arguments: Any) -> dict[str, Any]:
