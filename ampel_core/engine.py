@@ -575,7 +575,7 @@ def environment(registry: Registry) -> dict[str, Any]:
     from importlib import metadata
 
     libraries = {}
-    for name in ("numpy", "astropy", "pydantic", "fastavro", "sncosmo", "iminuit", "psycopg"):
+    for name in ("numpy", "astropy", "pydantic", "fastavro", "cavro", "sncosmo", "iminuit", "psycopg"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             libraries[name] = metadata.version(name)
     return {"python": sys.version.split()[0], "implementation": platform.python_implementation(),

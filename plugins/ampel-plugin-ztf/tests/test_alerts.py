@@ -8,6 +8,7 @@ import gzip
 import io
 import math
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +194,33 @@ def test_schemas_are_parsed_once(monkeypatch: pytest.MonkeyPatch, sample_files: 
     assert len(calls) == len(distinct) == len(avro._schemas) < len(payloads)
 
 
-def test_records_are_those_fastavro_reads(sample_files: list[Path]) -> None:
+@contextlib.contextmanager
+def fastavro_only() -> Iterator[None]:
+    """Decoding as without cavro (where it has no wheel): every schema compiled again after."""
+    saved = avro.cavro
+    avro.cavro = None
+    avro._schemas.clear()
+    try:
+        yield
+    finally:
+        avro.cavro = saved
+        avro._schemas.clear()
+
+
+@pytest.fixture(params=["cavro", "fastavro"])
+def decoder(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each test using it runs with each decoder `ampel_ztf.avro` may use."""
+    if request.param == "cavro" and avro.cavro is None:
+        pytest.skip("cavro is not installed (no wheel for this platform or Python): fastavro decodes")
+    with fastavro_only() if request.param == "fastavro" else contextlib.nullcontext():
+        yield request.param
+
+
+needs_cavro = pytest.mark.skipif(avro.cavro is None, reason="cavro is not installed (no wheel for this platform)")
+
+
+def test_records_are_those_fastavro_reads(sample_files: list[Path], decoder: str) -> None:
+    assert all(s.compiled is None for s in avro._schemas.values()) == (decoder == "fastavro")
     for path in sample_files:
         schema, rows = records(path)
         parsed, ours = avro.read_container(path.read_bytes())
@@ -280,7 +307,7 @@ def reason(payload: bytes) -> str:
     return message
 
 
-def test_clear_reasons_for_bad_bytes() -> None:
+def test_clear_reasons_for_bad_bytes(decoder: str) -> None:
     assert "empty payload (0 bytes)" in reason(b"")
     assert "not an Avro container" in reason(b"this is not an alert\n")
     assert "not an Avro container" in reason(b"{\"objectId\": \"ZTF21abiuvdk\"}")
@@ -299,7 +326,7 @@ def test_clear_reasons_for_bad_bytes() -> None:
     assert "fid 7 is not 1 (g), 2 (r) or 3 (i)" in reason(container(schema, rows))
 
 
-def test_corrupt_block_and_unknown_codec() -> None:
+def test_corrupt_block_and_unknown_codec(decoder: str) -> None:
     start = avro._header(GOOD)[2]
     flipped = bytearray(GOOD)
     flipped[start + 40] ^= 0xFF  # inside the first record
@@ -332,6 +359,57 @@ def test_damaged_alerts_decode_or_give_a_reason(position: int, noise: bytes, tru
         except Exception:  # a peek that fails makes a partition decode
             peeked = set()
         assert not peeked or peeked == {a.stock for a in alerts}
+
+
+def varint(value: int) -> bytes:
+    """Avro's zig-zag varint of ``value`` >= 0."""
+    value, encoded = value << 1, bytearray()
+    while value > 0x7F:
+        encoded.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(encoded + bytes([value]))
+
+
+def test_bytes_left_after_the_records(decoder: str) -> None:
+    _, _, start = avro._header(GOOD)
+    count, position = avro._long(GOOD, start)
+    block, position = avro._bytes(GOOD, position, "block")
+    tail = block + b"\x00"  # one byte more in the block than its record takes
+    damaged = GOOD[:start] + varint(count) + varint(len(tail)) + tail + GOOD[position:]
+    assert "block 1: " in reason(damaged) and "left after 1 records (corrupt block or wrong schema)" in reason(damaged)
+
+
+def outcome(payload: bytes) -> str:
+    """The records decoded from ``payload`` (repr: NaN == NaN), or that it gave an AlertDecodeError."""
+    try:
+        return repr(avro.read_container(payload)[1])
+    except AlertDecodeError:
+        return "AlertDecodeError"
+
+
+@needs_cavro
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, len(GOOD)), st.binary(min_size=1, max_size=64), st.booleans())
+def test_what_cavro_decodes_fastavro_decodes_alike(position: int, noise: bytes, truncate: bool) -> None:
+    """Of damaged alerts, cavro decodes none that fastavro refuses, and none differently; it refuses a
+    few that fastavro decodes: union indexes below 0, which fastavro takes as Python's list indexes
+    (-1 for the last branch)."""
+    payload = GOOD[:position] if truncate else GOOD[:position] + noise + GOOD[position + len(noise):]
+    with_cavro = outcome(payload)
+    with fastavro_only():
+        assert with_cavro in ("AlertDecodeError", outcome(payload))
+
+
+@needs_cavro
+def test_cavro_refuses_negative_union_indexes() -> None:
+    schema = {"type": "record", "name": "ztf.alert",
+              "fields": [{"name": "objectId", "type": "string"}, {"name": "candidate", "type": ["long", "null"]}]}
+    payload = container(schema, [{"objectId": "ZTF21abiuvdk", "candidate": None}])
+    assert payload[-17] == 2  # union index 1 (zig-zag), the block's last byte before the sync marker
+    damaged = payload[:-17] + b"\x01" + payload[-16:]  # index -1
+    with fastavro_only():
+        assert outcome(damaged) == outcome(payload)  # fastavro takes -1 for the last branch
+    assert "does not match the writer schema" in reason(damaged) and "not valid for a union of 2 items" in reason(damaged)
 
 
 @settings(max_examples=100, deadline=None)
@@ -375,7 +453,7 @@ def test_every_readable_alert_of_the_shared_data(shared_data: Path, shared_alert
     assert len(shared_alert_files) == 311 and decoded == 461
 
 
-def test_records_equal_fastavro_for_the_shared_data(shared_alert_files: list[Path]) -> None:
+def test_records_equal_fastavro_for_the_shared_data(shared_alert_files: list[Path], decoder: str) -> None:
     for path in shared_alert_files:
         _, rows = records(path)
         assert repr(avro.read_container(path.read_bytes())[1]) == repr(rows)
