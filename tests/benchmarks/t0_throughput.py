@@ -16,7 +16,8 @@ prv_candidates, consistently within a copy), so every copy is a new object.
 
 Measured on the same files, each in a fresh process reading them from disk:
 - decode only: `fastavro.reader` over every container (the reference), and this plugin's
-  `ZTFAlertFormat.decode` (container reading with cached schemas plus the datapoint mapping);
+  `ZTFAlertFormat.decode` (container reading with cached schemas, records decoded with cavro where
+  it is installed, else fastavro, plus the datapoint mapping);
 - full T0: ``ampel_core.engine.run_job`` with a T0 task (decode, filters, ingest into a new SQLite
   store, T1 states, T2 tickets) with 1 and with 10 channels, each with T2LightCurveSummary and a
   ZTFDecentFilter either configured to accept every alert ("all accepted": every check runs, and
