@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ampel_core.compare import flatten
 from ampel_core.errors import AmpelError
 from ampel_core.store import Store, open_store
 from ampel_core.views import light_curve_table
@@ -37,16 +38,6 @@ def light_curve(store: Store, stock: int | str, upper_limits: bool = True, tags:
     if tags:
         datapoints = [dp for dp in datapoints if set(tags) & set(dp.tags)]
     return light_curve_table(datapoints, upper_limits)
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as one level with dotted keys (lists stay values)."""
-    if not isinstance(value, dict):
-        return {prefix: value}
-    flat: dict[str, Any] = {}
-    for key, item in value.items():
-        flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
 
 
 def results_table(store: Store, unit: str, latest_only: bool = True) -> Table:

@@ -62,7 +62,7 @@ def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_j
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from ampel_core.engine import run_job
+    from ampel_core.drivers import check_store, run_job
     from ampel_core.jobs import load_job, parse_overrides
 
     parsed = load_job(job_file, parse_overrides(list(overrides)), store)
@@ -74,8 +74,6 @@ def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_j
     if scheduler and executor != "dask":
         raise click.UsageError("--scheduler needs --executor dask")
     if parallel:
-        from ampel_core.parallel import check_store
-
         note = check_store(parsed.store, workers or os.cpu_count() or 1, executor, scheduler)
         if note:
             click.echo(note, err=True)
@@ -88,12 +86,7 @@ def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_j
                 tasks[label] = bars.add_task(label, total=None)
             bars.advance(tasks[label], done)
 
-        if parallel:
-            from ampel_core.parallel import run_job_parallel
-
-            summary = run_job_parallel(parsed, workers, executor, scheduler, progress).as_dict()
-        else:
-            summary = run_job(parsed, progress).as_dict()
+        summary = run_job(parsed, progress, workers=workers, executor=executor, scheduler=scheduler).as_dict()
     print_summary(summary, parsed.name)
     if summary_json:
         summary_json.write_text(json.dumps(summary, indent=2))
@@ -116,7 +109,7 @@ def worker(tier: str, store_url: str, channels: tuple[str, ...], batch_size: int
     finished and the worker exits cleanly; a killed worker's tickets return when their lease ends.
     Any number of workers on any number of hosts may share one PostgreSQL store."""
     from ampel_core.jobs import T2Task
-    from ampel_core.parallel import check_store, serve_t2
+    from ampel_core.drivers import check_store, serve_t2
 
     task = T2Task(tier=2, channels=list(channels) or None, batch_size=batch_size, lease=lease, max_attempts=max_attempts)
     if concurrency > 1 and (note := check_store(store_url, concurrency)):

@@ -8,11 +8,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ampel_core.api import flatten
 from ampel_core.errors import AmpelError
 from ampel_core.store import Store, open_store
 
 Key = tuple[str, ...]
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one level with dotted keys (lists stay values)."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
 
 
 @dataclass
@@ -71,7 +80,7 @@ def replay(store_url: str, run: int, scratch_url: str | None = None) -> tuple[in
     (same unit trace, same link) bit for bit. T3 tasks are not replayed: they react (write files,
     notify), they do not produce results. Without ``scratch_url`` the replay goes to a temporary
     SQLite file, deleted afterwards. Returns (replay run id, comparison)."""
-    from ampel_core.engine import run_job
+    from ampel_core.drivers import run_job
     from ampel_core.jobs import Job
 
     store = open_store(store_url)

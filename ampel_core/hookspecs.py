@@ -66,4 +66,4 @@ def ampel_batch_done(run_id: int, tier: int, counts: dict[str, int]) -> None:
 
 @hookspec
 def ampel_run_finished(run_id: int, summary: dict[str, Any]) -> None:
-    """Observer: a run has ended with this summary (see `ampel_core.engine.RunSummary`)."""
+    """Observer: a run has ended with this summary (see `ampel_core.runtime.RunSummary`)."""

@@ -29,9 +29,7 @@ import pytest
 from ampel_core import core_plugin, plugins
 from ampel_core.models import DataPoint
 from ampel_core.registry import Component, Registry, build_config, dump_yaml, get_registry
-from ampel_core.units import (
-    AlertFilter, Combiner, PointUnit, ReactUnit, StateUnit, StockUnit, TiedStateUnit, Unit, build_unit,
-)
+from ampel_core.units import StateUnit, T2Unit, TiedStateUnit, Unit, build_unit
 from ampel_core.views import StateView, StockView
 
 TEST_DISTRIBUTION = "local-test"
@@ -108,24 +106,14 @@ def shared_data(request: pytest.FixtureRequest) -> Path:
 def run_unit(unit: Unit | type[Unit], value: Any, dependencies: dict[str, Any] | None = None, **config: Any) -> Any:
     """Run ``unit`` (an instance, or a class built with ``config``) on one input; see module doc.
     A tied unit receives ``dependencies`` (result bodies by unit name)."""
-    from ampel_core.provenance import canonical_json
+    from ampel_core.runtime.configured import call_unit, t2_body
 
     instance = build_unit(unit, config) if isinstance(unit, type) else unit
-    if isinstance(instance, AlertFilter):
-        return instance.process(value)
-    if isinstance(instance, Combiner):
-        return instance.combine(value)
-    if isinstance(instance, (StateUnit, TiedStateUnit)):
-        state = value if isinstance(value, StateView) else state_view(value)
-        output = (instance.process(state, dependencies or {}) if isinstance(instance, TiedStateUnit)
-                  else instance.process(state))
-    elif isinstance(instance, (PointUnit, StockUnit)):
-        output = instance.process(value)
-    elif isinstance(instance, ReactUnit):
-        return instance.process(value)
-    else:
-        raise TypeError(f"{type(instance).__name__} is not a unit")
-    canonical_json(output)  # raises TypeError naming the type when the output is not JSON-able
+    if isinstance(instance, (StateUnit, TiedStateUnit)) and not isinstance(value, StateView):
+        value = state_view(value)
+    output = call_unit(instance, value, dependencies)
+    if isinstance(instance, T2Unit):
+        t2_body(type(instance).__name__, output)  # TypeError unless a JSON-able dict
     return output
 
 

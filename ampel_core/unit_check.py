@@ -32,18 +32,8 @@ from typing import TYPE_CHECKING, Any
 from ampel_core.errors import AmpelError
 from ampel_core.models import Alert, DataPoint
 from ampel_core.provenance import canonical_json, state_id
-from ampel_core.units import (
-    AlertFilter,
-    Combiner,
-    PointUnit,
-    ReactUnit,
-    Reject,
-    StateUnit,
-    StockUnit,
-    TiedStateUnit,
-    Unit,
-    build_unit,
-)
+from ampel_core.runtime.configured import call_unit, configure_dependencies, verdict
+from ampel_core.units import AlertFilter, Combiner, PointUnit, ReactUnit, StateUnit, StockUnit, TiedStateUnit, Unit, build_unit
 from ampel_core.views import StateView, StockView
 
 if TYPE_CHECKING:
@@ -276,9 +266,12 @@ def _check_filter(unit: AlertFilter, alerts: Sequence[Alert], runner: _Runner, e
         inputs.append((f"edge case: {_alert_label(first)} with only its trigger datapoint",
                        replace(first, datapoints=first.datapoints[:1], extra=dict(first.extra))))
     for label, alert in inputs:
-        output = runner.call(label, unit.process, alert)
-        # bool is an int; numpy.bool_ is neither, and the runtime refuses it
-        if output is not _FAILED and not (output is None or isinstance(output, (bool, int, Reject))):
+        output = runner.call(label, call_unit, unit, alert)
+        if output is _FAILED:
+            continue
+        try:
+            verdict(output)  # bool is an int; numpy.bool_ is neither, and the runtime refuses it
+        except TypeError:
             runner.report.add(INVALID, label, f"returned {_type_name(output)} {output!r:.80}; a filter returns "
                                               "True/False, an int (accept code > 0), Reject(code, reason) or None")
 
@@ -289,7 +282,7 @@ def _check_combiner(unit: Combiner, alerts: Sequence[Alert], runner: _Runner, ed
     if edge_cases and alerts:
         inputs.append((f"edge case: one datapoint of {alerts[0].stock_name}", list(alerts[0].datapoints[:1])))
     for label, points in inputs:
-        output = runner.call(label, unit.combine, points)
+        output = runner.call(label, call_unit, unit, points)
         if output is _FAILED:
             continue
         given = {dp.id for dp in points}
@@ -309,24 +302,20 @@ def _check_points(unit: PointUnit, alerts: Sequence[Alert], runner: _Runner) -> 
                 continue
             seen.add(dp.id)
             label = f"datapoint {dp.id} ({alert.stock_name}, {dp.band}, MJD {dp.time:.5f})"
-            runner.check_t2(label, runner.call(label, unit.process, dp))
+            runner.check_t2(label, runner.call(label, call_unit, unit, dp))
 
 
 def _check_states(unit: StateUnit | StockUnit | TiedStateUnit, alerts: Sequence[Alert], runner: _Runner,
                   edge_cases: bool, registry: Registry | None) -> None:
     for label, alert, points in _state_inputs(alerts, edge_cases):
-        if isinstance(unit, StockUnit):
-            output = runner.call(label, unit.process, _stock_view(alert, points))
-        elif isinstance(unit, TiedStateUnit):
-            state = _state_view(alert, points)
-            dependencies = _dependency_results(unit, state, alert, registry)
+        subject = _stock_view(alert, points) if unit.link == "stock" else _state_view(alert, points)
+        dependencies = None
+        if isinstance(unit, TiedStateUnit):
+            dependencies = _dependency_results(unit, subject, alert, registry)
             if isinstance(dependencies, str):
                 runner.report.add(EXCEPTION, label, dependencies)
                 continue
-            output = runner.call(label, unit.process, state, dependencies)
-        else:
-            output = runner.call(label, unit.process, _state_view(alert, points))
-        runner.check_t2(label, output)
+        runner.check_t2(label, runner.call(label, call_unit, unit, subject, dependencies))
 
 
 def _dependency_results(unit: TiedStateUnit, state: StateView, alert: Alert,
@@ -334,23 +323,21 @@ def _dependency_results(unit: TiedStateUnit, state: StateView, alert: Alert,
     """Results of the unit's dependencies on this state, or the reason one could not be computed."""
     from ampel_core.registry import get_registry
 
+    registry = registry or get_registry()
     results: dict[str, Any] = {}
-    for ref in unit.dependencies():
-        dependency = build_unit((registry or get_registry()).unit_class(ref.unit), dict(ref.config or {}))
+    for dependency in configure_dependencies(registry, unit):
+        inner: dict[str, Any] | str | None = None
+        if isinstance(dependency.unit, TiedStateUnit):
+            inner = _dependency_results(dependency.unit, state, alert, registry)
+            if isinstance(inner, str):
+                return inner
+        subject = _stock_view(alert, state.datapoints) if isinstance(dependency.unit, StockUnit) else state
+        if not isinstance(dependency.unit, (StateUnit, StockUnit, TiedStateUnit)):
+            return f"dependency {dependency.name} is not a state, tied or stock unit"
         try:
-            if isinstance(dependency, StockUnit):
-                results[ref.unit] = dependency.process(_stock_view(alert, state.datapoints))
-            elif isinstance(dependency, TiedStateUnit):
-                inner = _dependency_results(dependency, state, alert, registry)
-                if isinstance(inner, str):
-                    return inner
-                results[ref.unit] = dependency.process(state, inner)
-            elif isinstance(dependency, StateUnit):
-                results[ref.unit] = dependency.process(state)
-            else:
-                return f"dependency {ref.unit} is not a state, tied or stock unit"
+            results[dependency.name] = call_unit(dependency.unit, subject, inner)
         except Exception:
-            return f"dependency {ref.unit} raised (the runtime would fail this unit too):\n{traceback.format_exc()}"
+            return f"dependency {dependency.name} raised (the runtime would fail this unit too):\n{traceback.format_exc()}"
     return results
 
 
@@ -362,7 +349,7 @@ def _check_react(unit: ReactUnit, alerts: Sequence[Alert], runner: _Runner, edge
     if edge_cases:
         selections.append(("edge case: an empty selection", []))
     for label, views in selections:
-        output = runner.call(label, unit.process, views)
+        output = runner.call(label, call_unit, unit, views)
         if output is _FAILED:
             continue
         if output is not None and not isinstance(output, dict):
@@ -431,7 +418,7 @@ def read_alerts(paths: str | Path | Sequence[str | Path], format: str = "json",
     AmpelError names the record that cannot be decoded, so a check never runs on half the input.
     """
     from ampel_core.alerts import AlertDecodeError, FileSource
-    from ampel_core.engine import build_component
+    from ampel_core.runtime.configured import build_component
     from ampel_core.registry import get_registry
 
     if isinstance(paths, (str, Path)):

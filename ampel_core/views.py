@@ -80,3 +80,17 @@ class StockView:
     def table(self, upper_limits: bool = False) -> Table:
         """See `light_curve_table`."""
         return light_curve_table(self.datapoints, upper_limits)
+
+
+def lookup(view: StockView, path: str) -> Any:
+    """A value of a stock view by dotted path: 'name', 'id', 'tags', 'channels', or
+    '<Unit>.<key>[.<key>…]' into the latest results; None where absent."""
+    value: Any
+    if path in ("name", "id", "tags", "channels", "latest_state"):
+        value = getattr(view, path)
+        return ",".join(value) if isinstance(value, tuple) else value
+    unit, _, rest = path.partition(".")
+    value = view.results.get(unit)
+    for key in rest.split(".") if rest else ():
+        value = value.get(key) if isinstance(value, dict) else None
+    return value

@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 import pytest
 
 from ampel_core.compare import diff, replay
-from ampel_core.engine import RunSummary, T2Runtime, run_job
+from ampel_core.drivers import run_job
+from ampel_core.runtime import RunSummary, T2Runtime
 from ampel_core.errors import AmpelError
 from ampel_core.hookspecs import hookimpl
 from ampel_core.jobs import T2Task, load_job
@@ -371,7 +372,7 @@ def test_diff_across_stores_shows_a_recalibrated_variant(tmp_path: Path, sample_
 
 def test_lazy_history_is_built_only_for_taken_alerts_and_a_failing_one_is_accounted(tmp_path: Path, ampel_manager) -> None:
     from ampel_core.alerts import SourceRecord
-    from ampel_core.engine import Channel, T0Runtime
+    from ampel_core.runtime import Channel, T0Runtime
     from ampel_core.jobs import ChannelConfig
     from ampel_core.models import Alert, DataPoint, LazyDataPoints
     from ampel_core.registry import get_registry

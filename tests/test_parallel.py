@@ -20,10 +20,12 @@ from typing import Any
 
 import pytest
 
-from ampel_core.engine import run_job
+from ampel_core.drivers import run_job
 from ampel_core.errors import AmpelError
+from ampel_core.hookspecs import hookimpl
 from ampel_core.jobs import load_job
-from ampel_core.parallel import SQLITE_MAX_WORKERS, check_store, partition_of, run_job_parallel
+from ampel_core.drivers import SQLITE_MAX_WORKERS, check_store
+from ampel_core.runtime import partition_of
 from ampel_core.provenance import canonical_json
 from ampel_core.store import open_store
 
@@ -146,7 +148,7 @@ class PeekingFormat:
 
 def test_partitions_split_alerts_and_quarantine_once(sample_alerts: Path) -> None:
     from ampel_core.alerts import AlertDecodeError, JsonAlertFormat
-    from ampel_core.parallel import StockPartition
+    from ampel_core.runtime import StockPartition
 
     lines = sample_alerts.read_bytes().splitlines(keepends=True)
     broken = b'{"stock": "ZTF24bad", "datapoints": [{"time": "never"}]}\n'
@@ -183,8 +185,8 @@ def test_which_stores_can_serve_several_processes(tmp_path: Path) -> None:
         check_store(f"sqlite:///{tmp_path}/s.db", 2, "dask", "tcp://10.0.0.1:8786")
 
 
-def _work(seconds: float, outcome: str, report: Any) -> dict[str, Any]:
-    report("items", 1)
+def _work(registry: Any, seconds: float, outcome: str, report: Any) -> dict[str, Any]:
+    report(0, {"items": 1})
     time.sleep(seconds)
     if outcome == "raise":
         raise ValueError("unit exploded")
@@ -194,18 +196,18 @@ def _work(seconds: float, outcome: str, report: Any) -> dict[str, Any]:
 
 
 def test_local_executor_results_progress_and_failures() -> None:
-    from ampel_core.parallel import LocalExecutor
+    from ampel_core.drivers import LocalExecutor
 
-    progress: Counter[str] = Counter()
-    assert LocalExecutor().run(_work, [(0.0, "ok"), (0.1, "ok")], lambda label, n: progress.update({label: n})) == [
+    reports: Counter[str] = Counter()
+    assert LocalExecutor().run(_work, [(0.0, "ok"), (0.1, "ok")], lambda tier, counts: reports.update(counts)) == [
         {"slept": 0.0}, {"slept": 0.1}]
-    assert progress == {"items": 2}
+    assert reports == {"items": 2}
     started = time.perf_counter()
     with pytest.raises(AmpelError, match=r"worker 2 of 3 failed: ValueError: unit exploded"):
-        LocalExecutor().run(_work, [(30.0, "ok"), (0.0, "raise"), (30.0, "ok")], None)
+        LocalExecutor().run(_work, [(30.0, "ok"), (0.0, "raise"), (30.0, "ok")], print)
     assert time.perf_counter() - started < 15  # the others were stopped, not waited for
     with pytest.raises(AmpelError, match="worker 1 of 1 failed: process exited with code 3"):
-        LocalExecutor().run(_work, [(0.0, "die")], None)
+        LocalExecutor().run(_work, [(0.0, "die")], print)
 
 
 # identical results -------------------------------------------------------------------------------
@@ -224,7 +226,7 @@ def test_workers_and_backends_give_identical_results(tmp_path: Path, postgres: s
     }
     for label, (url, workers) in runs.items():
         document = job_document(url, alerts)
-        summary = (run_job(load_job(document)) if workers == 1 else run_job_parallel(load_job(document), workers)).as_dict()
+        summary = (run_job(load_job(document)) if workers == 1 else run_job(load_job(document), workers=workers)).as_dict()
         assert counters(summary) == counters(reference), label
         got = fingerprint(url)
         for part in expected:
@@ -237,12 +239,12 @@ def test_postgresql_workers_and_dask_give_identical_results(tmp_path: Path, post
     reference_url = f"sqlite:///{tmp_path / 'one.db'}"
     reference = run_job(load_job(job_document(reference_url, alerts))).as_dict()
     expected = fingerprint(reference_url)
-    summary = run_job_parallel(load_job(job_document(postgres, alerts)), 2).as_dict()
+    summary = run_job(load_job(job_document(postgres, alerts)), workers=2).as_dict()
     assert counters(summary) == counters(reference)
     assert fingerprint(postgres) == expected
     with scratch_schema(postgres_url) as dask_url:
         progress: Counter[str] = Counter()
-        summary = run_job_parallel(load_job(job_document(dask_url, alerts)), 2, "dask",
+        summary = run_job(load_job(job_document(dask_url, alerts)), workers=2, executor="dask",
                                    progress=lambda label, n: progress.update({label: n})).as_dict()
         assert counters(summary) == counters(reference)
         assert progress["T0 alerts"] == reference["alerts"] and progress["T2 tickets"] == reference["tickets_done"]
@@ -457,3 +459,77 @@ def test_sigterm_finishes_the_current_ticket_and_exits(tmp_path: Path, probe: Mo
     run = store.runs()[-1]
     assert run.status == "stopped" and run.summary["tickets_done"] == status["done"]
     store.close()
+
+
+# observers under every driver --------------------------------------------------------------------
+
+
+class Recorder:
+    """An observer plugin: every run-lifecycle hook call, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    @hookimpl
+    def ampel_run_started(self, run_id: int, job: dict[str, Any]) -> None:
+        self.calls.append(("started", run_id))
+
+    @hookimpl
+    def ampel_batch_done(self, run_id: int, tier: int, counts: dict[str, int]) -> None:
+        self.calls.append(("batch", run_id, tier, counts))
+
+    @hookimpl
+    def ampel_run_finished(self, run_id: int, summary: dict[str, Any]) -> None:
+        self.calls.append(("finished", run_id, summary))
+
+
+BATCH_KEYS = {0: ("records", "alerts", "quarantined", "ingested", "unaccepted"),
+              2: ("tickets_done", "tickets_failed", "tickets_retried"), 3: ("stocks", "reports", "reports_failed")}
+
+
+def observed(calls: list[tuple[Any, ...]]) -> dict[int, dict[str, int]]:
+    """What the observers saw of one run, whichever way its work was split: the run started first
+    and finished last, every batch names that run, and per tier the batches add up to the run's
+    counters. Returns the batches' sums per tier."""
+    assert calls[0][0] == "started" and calls[-1][0] == "finished"
+    assert [call[0] for call in calls[1:-1]] == ["batch"] * (len(calls) - 2)
+    run, summary = calls[0][1], calls[-1][2]
+    assert {call[1] for call in calls} == {run}
+    sums: dict[int, Counter[str]] = {}
+    for _, _, tier, counts in calls[1:-1]:
+        assert set(BATCH_KEYS[tier]) <= set(counts), counts
+        sums.setdefault(tier, Counter()).update({key: counts[key] for key in BATCH_KEYS[tier]})
+    for tier in (0, 2):
+        assert {key: summary[key] for key in BATCH_KEYS[tier]} == {key: sums.get(tier, Counter())[key]
+                                                                   for key in BATCH_KEYS[tier]}
+    return {tier: dict(counts) for tier, counts in sorted(sums.items())}
+
+
+def test_observers_see_the_same_run_under_every_driver(tmp_path: Path, register_plugin: Any) -> None:
+    """One job with one process, --workers 2 and --executor dask, and its T2 by `ampel worker t2`:
+    the recording plugin sees one start and one finish per run and the same batch counts."""
+    from click.testing import CliRunner
+
+    from ampel_core.cli import cli
+
+    alerts = write_nights(tmp_path / "alerts", stocks=18, nights=3)
+    recorder = Recorder()
+    register_plugin(recorder, "ampel-plugin-recorder")
+    seen = {}
+    for driver, options in {"one process": {}, "--workers 2": {"workers": 2},
+                            "--executor dask": {"workers": 2, "executor": "dask"}}.items():
+        recorder.calls.clear()
+        summary = run_job(load_job(job_document(f"sqlite:///{tmp_path / driver}.db", alerts)), **options)
+        seen[driver] = observed(recorder.calls)
+        assert counters(recorder.calls[-1][2]) == counters(summary.as_dict())
+        assert seen[driver][0]["alerts"] > 0 and seen[driver][2]["tickets_done"] > 0 and seen[driver][3]["reports"] == 1
+    assert seen["--workers 2"] == seen["--executor dask"] == seen["one process"]
+
+    store = f"sqlite:///{tmp_path / 'worker.db'}"
+    document = job_document(store, alerts)
+    document["tasks"] = document["tasks"][:1]
+    run_job(load_job(document))
+    recorder.calls.clear()
+    result = CliRunner().invoke(cli, ["worker", "t2", "--store", store, "--idle-exit", "--batch-size", "3"])
+    assert result.exit_code == 0, result.output
+    assert observed(recorder.calls) == {2: seen["one process"][2]}

@@ -12,7 +12,7 @@ import yaml
 from ampel_core import api
 from ampel_core.alerts import AlertDecodeError, JsonAlertFormat
 from ampel_core.builtin_units import MinDetectionsFilter, T2LightCurveSummary, T3TableReport
-from ampel_core.engine import run_job
+from ampel_core.drivers import run_job
 from ampel_core.jobs import load_job
 from ampel_core.testing import run_unit, state_view, stock_view
 from ampel_core.units import PointUnit, Reject, UnitConfigError, build_unit, config_schema

@@ -41,11 +41,11 @@ import numpy as np
 from pydantic import Field
 
 from ampel_core import plugins
-from ampel_core.engine import RunSummary, environment, run_job
+from ampel_core.drivers import LocalExecutor, run_job, t2_work
 from ampel_core.jobs import T2Task, load_job
-from ampel_core.parallel import LocalExecutor, merge, run_job_parallel, t2_work
 from ampel_core.provenance import canonical_json, digest
 from ampel_core.registry import Component, get_registry
+from ampel_core.runtime import RunSummary, environment, merge
 from ampel_core.store import open_store
 from ampel_core.units import JSON, StateUnit
 from ampel_core.views import StateView
@@ -149,8 +149,8 @@ def run_t2(store: str, workers: int) -> tuple[float, int, float]:
     opened.close()
     summary = RunSummary(run=run)
     cpu, started = children_cpu(), time.perf_counter()
-    for part in LocalExecutor().run(t2_work, [(store, task.model_dump(mode="json"), run, True, 0.0)] * workers, None):
-        merge(summary, part, records=False)
+    for part in LocalExecutor().run(t2_work, [(store, task, run, None)] * workers, lambda tier, counts: None):
+        merge(summary, part)
     return time.perf_counter() - started, summary.tickets_done + summary.tickets_failed, children_cpu() - cpu
 
 
@@ -178,7 +178,7 @@ class Bench:
         for _ in range(self.repeat):
             with fresh_store(backend, self.work) as url:
                 document = load_job(job(url, self.alerts, "T2BazinFit"))
-                summary = run_job(document) if workers == 1 else run_job_parallel(document, workers)
+                summary = run_job(document) if workers == 1 else run_job(document, workers=workers)
                 rates.append(summary.alerts / summary.t0_seconds)
         return max(rates)
 

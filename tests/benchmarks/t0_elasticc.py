@@ -19,7 +19,7 @@ from typing import Any
 
 from ampel_core import core_plugin, plugins
 from ampel_core.alerts import FileSource
-from ampel_core.engine import run_job
+from ampel_core.drivers import run_job
 from ampel_core.jobs import load_job
 from ampel_core.registry import get_registry
 from ampel_core.testing import shared_data_dir

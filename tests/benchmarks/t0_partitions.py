@@ -6,7 +6,7 @@ Run on demand:  python tests/benchmarks/t0_partitions.py [--alerts 5000] [--work
 The full T0 of t0_throughput.py (1 channel, every alert accepted and ingested into a new store,
 T1 states, T2 tickets) over the "unique" variant of the reference set (each copy a new object;
 without ../shared/data the shipped sample), run by one process and by ``--workers`` partitions
-(`ampel_core.parallel.run_job_parallel`), the partitions once as they are and once with the ZTF
+(`ampel_core.drivers.run_job` with workers), the partitions once as they are and once with the ZTF
 format's ``stocks`` peek switched off, so that every partition decodes every alert (as before the
 format had it). The store is a SQLite file; with ``--postgres`` the same runs follow on
 PostgreSQL (a fresh schema of ``$AMPEL_TEST_POSTGRES`` each; the server shares this machine's
@@ -39,9 +39,8 @@ from postgres_vs_sqlite import fresh_store  # a new SQLite file or PostgreSQL sc
 def measure(folders: list[str], store: str, workers: int, peek: bool) -> dict[str, Any]:
     """Wall-clock seconds of a job whose one task is the T0 over ``folders`` (opening the store,
     the run record and starting the partitions' processes included)."""
-    from ampel_core.engine import run_job
+    from ampel_core.drivers import run_job
     from ampel_core.jobs import load_job
-    from ampel_core.parallel import run_job_parallel
     from ampel_ztf.alerts import ZTFAlertFormat
 
     if not peek:
@@ -50,7 +49,7 @@ def measure(folders: list[str], store: str, workers: int, peek: bool) -> dict[st
                     "tasks": [{"tier": 0, "format": {"name": "ztf"},
                                "source": {"name": "files", "config": {"paths": folders, "pattern": "*.avro"}}}]})
     started = time.perf_counter()
-    summary = run_job(job) if workers == 1 else run_job_parallel(job, workers)
+    summary = run_job(job) if workers == 1 else run_job(job, workers=workers)
     return {"seconds": time.perf_counter() - started, "alerts": summary.alerts, "ingested": summary.ingested}
 
 

@@ -18,7 +18,7 @@ Measured on the same files, each in a fresh process reading them from disk:
 - decode only: `fastavro.reader` over every container (the reference), and this plugin's
   `ZTFAlertFormat.decode` (container reading with cached schemas, records decoded with cavro where
   it is installed, else fastavro, plus the datapoint mapping);
-- full T0: ``ampel_core.engine.run_job`` with a T0 task (decode, filters, ingest into a new SQLite
+- full T0: ``ampel_core.drivers.run_job`` with a T0 task (decode, filters, ingest into a new SQLite
   store, T1 states, T2 tickets) with 1 and with 10 channels, each with T2LightCurveSummary and a
   ZTFDecentFilter either configured to accept every alert ("all accepted": every check runs, and
   every alert is ingested, the most work) or with its default thresholds ("default filter", each
@@ -209,7 +209,7 @@ def full_t0(folders: list[str], channel_count: int, store: str, limit: int | Non
     store and recording the run (a few milliseconds). ``without`` (one of `WITHOUT`) leaves that
     part of the store's writes out; ``count_rows`` adds the number and mean size of the datapoint
     rows stored (counted after the timed run, but it reads them all: not under t0_instructions)."""
-    from ampel_core.engine import run_job
+    from ampel_core.drivers import run_job
     from ampel_core.jobs import load_job
     from ampel_core.store import SqlStore
 

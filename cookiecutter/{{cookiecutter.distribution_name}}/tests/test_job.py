@@ -3,7 +3,7 @@ SQLite store in a temporary folder."""
 
 from pathlib import Path
 
-from ampel_core.engine import run_job
+from ampel_core.drivers import run_job
 from ampel_core.jobs import load_job
 from ampel_core.registry import Registry
 from ampel_core.store import open_store

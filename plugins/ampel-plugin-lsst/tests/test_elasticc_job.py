@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ampel_core.alerts import FileSource
-from ampel_core.engine import run_job
+from ampel_core.drivers import run_job
 from ampel_core.jobs import load_job
 from ampel_core.models import Alert
 from ampel_core.registry import Registry

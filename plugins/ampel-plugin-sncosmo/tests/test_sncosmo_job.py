@@ -58,7 +58,7 @@ def fit_results(store: Any, name: str) -> tuple[str, list[Any]]:
 
 
 def test_sn2021rhu_through_the_engine_equals_a_direct_fit(registry, shared_data, tmp_path, reference_fits, direct_fit):
-    from ampel_core.engine import run_job
+    from ampel_core.drivers import run_job
     from ampel_core.jobs import load_job
     from ampel_core.store import open_store
 
@@ -101,7 +101,7 @@ def test_sn2021rhu_through_the_engine_equals_a_direct_fit(registry, shared_data,
 
 
 def test_a_changed_model_file_gives_results_of_another_trace(registry, shared_data, tmp_path):
-    from ampel_core.engine import run_job
+    from ampel_core.drivers import run_job
     from ampel_core.jobs import load_job
     from ampel_core.store import open_store
 

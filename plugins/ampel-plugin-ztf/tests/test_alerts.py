@@ -277,7 +277,7 @@ def test_peeked_strings_are_the_decoded_ones(data: st.DataObject) -> None:
 
 
 def test_partitions_decode_only_their_own_ztf_alerts(sample_files: list[Path]) -> None:
-    from ampel_core.parallel import StockPartition, partition_of
+    from ampel_core.runtime import StockPartition, partition_of
 
     class Counting(ZTFAlertFormat):
         def decode(self, payload: bytes, origin: str) -> list[Alert]:

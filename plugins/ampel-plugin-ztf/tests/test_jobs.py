@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from ampel_core.engine import RunSummary, run_job
+from ampel_core.drivers import run_job
+from ampel_core.runtime import RunSummary
 from ampel_core.jobs import load_job
 from ampel_core.registry import Registry
 from ampel_core.store import open_store
@@ -175,7 +176,6 @@ def test_channels_see_only_the_datapoints_their_rights_allow(tmp_path: Path, ztf
 def test_two_partitions_store_what_one_process_does(tmp_path: Path, ztf_registry: Registry) -> None:
     """``--workers 2`` on ZTF files, where each partition decodes only its own alerts (the format's
     ``stocks`` peek): the same rows as one process, and every bad file quarantined once."""
-    from ampel_core.parallel import run_job_parallel
 
     folder = tmp_path / "alerts"
     folder.mkdir()
@@ -190,7 +190,7 @@ def test_two_partitions_store_what_one_process_does(tmp_path: Path, ztf_registry
                     "channels": [{"name": "ALL", "t2": [{"unit": "T2LightCurveSummary"}]},
                                  {"name": "PUBLIC", "access": ["ZTF_PUB"], "t2": [{"unit": "T2LightCurveSummary"}]}]}
         job = load_job(document)
-        summary = run_job(job, registry=ztf_registry) if workers == 1 else run_job_parallel(job, 2, registry=ztf_registry)
+        summary = run_job(job, registry=ztf_registry) if workers == 1 else run_job(job, registry=ztf_registry, workers=2)
         assert summary.records == 61 and summary.quarantined == 2 and summary.alerts == 62
         query = open_store(document["store"]).execute  # type: ignore[attr-defined]
         rows[workers] = {table: sorted(query(f"SELECT {columns} FROM {table}")) for table, columns in (

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ampel_core.engine import run_job
+from ampel_core.drivers import run_job
 from ampel_core.errors import AmpelError
 from ampel_core.jobs import load_job
 from ampel_core.kafka import KafkaSource

@@ -1,0 +1,142 @@
+"""Recording a run: its counters (`RunSummary`), the run record in the store, and the observer
+hooks.
+
+The runtime never fires hooks itself. Each tier's loop calls a `Report` with the counts of every
+batch it finished; the driver relays those reports, from whichever process or host ran the batch,
+to an `Observer` in the driver's own process, which fires ``ampel_batch_done`` and advances the
+progress bars. So observers see the same calls under every driver: one ``ampel_run_started``,
+the batches, one ``ampel_run_finished`` — all in the process that recorded the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ampel_core.models import Trace
+from ampel_core.provenance import digest
+from ampel_core.registry import Registry
+from ampel_core.store import open_store
+
+__all__ = ["COUNTERS", "Observer", "Progress", "Report", "RunSummary", "environment", "merge", "recorded_run"]
+
+Progress = Callable[[str, int], None]
+"""A progress display: (task label, items done since the last call)."""
+
+Report = Callable[[int, dict[str, int]], None]
+"""Where a tier's loop reports each finished batch: (tier, the batch's counts)."""
+
+COUNTERS = ("records", "alerts", "quarantined", "ingested", "unaccepted", "tickets_done", "tickets_failed",
+            "tickets_retried", "reports", "reports_failed")
+
+
+@dataclass
+class RunSummary:
+    """Counters of one run; ``alerts == sum over outcomes`` for every channel."""
+
+    run: int = 0
+    records: int = 0
+    alerts: int = 0
+    quarantined: int = 0
+    ingested: int = 0  # alerts taken by at least one channel
+    unaccepted: int = 0  # alerts no channel took (rejected or failed everywhere)
+    accepted: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    tickets_done: int = 0
+    tickets_failed: int = 0
+    tickets_retried: int = 0
+    reports: int = 0
+    reports_failed: int = 0
+    t0_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    status: str = "running"
+    error: str | None = None  # why a failed run failed
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("accepted", "rejected", "failed"):
+            data[key] = dict(sorted(getattr(self, key).items()))
+        data["alerts_per_second"] = round(self.alerts / self.t0_seconds, 1) if self.t0_seconds else None
+        return data
+
+
+def merge(summary: RunSummary, part: dict[str, Any]) -> None:
+    """Add the counters of one worker's summary (`RunSummary.as_dict`) to ``summary``."""
+    for name in COUNTERS:
+        setattr(summary, name, getattr(summary, name) + part[name])
+    for name in ("accepted", "rejected", "failed"):
+        getattr(summary, name).update(part[name])
+
+
+def environment(registry: Registry) -> dict[str, Any]:
+    """What a run ran on: Python, platform, every plugin distribution and key libraries."""
+    from importlib import metadata
+
+    libraries = {}
+    for name in ("numpy", "astropy", "pydantic", "fastavro", "cavro", "sncosmo", "iminuit", "psycopg"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            libraries[name] = metadata.version(name)
+    return {"python": sys.version.split()[0], "implementation": platform.python_implementation(),
+            "platform": platform.platform(), "host": socket.gethostname(),
+            "plugins": {name: version for name, version, _ in registry.plugins()}, "libraries": libraries}
+
+
+_PROGRESS = {0: ("T0 alerts", "alerts"), 2: ("T2 tickets", "tickets"), 3: ("T3 reports", "reports")}
+
+
+class Observer:
+    """The driver's end of the batch reports: fires ``ampel_batch_done`` and advances ``progress``."""
+
+    def __init__(self, registry: Registry, run: int, progress: Progress | None = None) -> None:
+        self.hook, self.run, self.progress = registry.manager.hook, run, progress
+
+    def __call__(self, tier: int, counts: dict[str, int]) -> None:
+        self.hook.ampel_batch_done(run_id=self.run, tier=tier, counts=counts)
+        if self.progress and tier in _PROGRESS:
+            label, key = _PROGRESS[tier]
+            self.progress(label, counts.get(key, 0))
+
+
+@contextlib.contextmanager
+def recorded_run(store_url: str, document: dict[str, Any], registry: Registry,
+                 traces: Iterable[Trace] = ()) -> Iterator[RunSummary]:
+    """Record one run of ``document`` (a job, or a worker's settings): start it (its digest, the
+    environment, the unit ``traces`` it will use), fire ``ampel_run_started``, yield its summary,
+    and end it with its status (ok, interrupted, failed with its error) and counts however the body
+    exits, then fire ``ampel_run_finished``. The store is open only to record: the body opens its own
+    connections."""
+    summary = RunSummary()
+    started = time.perf_counter()
+    store = open_store(store_url)
+    try:
+        summary.run = store.start_run(digest(document), document, environment(registry))
+        store.add_traces(traces)
+    finally:
+        store.close()
+    registry.manager.hook.ampel_run_started(run_id=summary.run, job=document)
+    try:
+        yield summary
+        if summary.status == "running":
+            summary.status = "ok"
+    except KeyboardInterrupt:
+        summary.status = "interrupted"
+        raise
+    except BaseException as error:
+        summary.status, summary.error = "failed", f"{type(error).__name__}: {error}"
+        raise
+    finally:
+        summary.wall_seconds = time.perf_counter() - started
+        store = open_store(store_url)
+        try:
+            store.end_run(summary.run, summary.status, summary.as_dict())
+        finally:
+            store.close()
+        registry.manager.hook.ampel_run_finished(run_id=summary.run, summary=summary.as_dict())

@@ -1,0 +1,261 @@
+"""The T0 runtime: source -> alert format -> each channel's filter -> ingest (stock, new
+datapoints, journal) -> T1 state per accepting channel -> T2 tickets, one transaction per batch.
+
+`run_t0` runs a T0 task, whole or as partition ``index`` of ``count`` (`StockPartition`: every
+partition reads the whole source and ingests only the alerts of its own stocks, so all alerts of
+one stock are ingested by one process, in source order, and a partitioned run makes the states
+and tickets a one-process run makes). Every alert read is accounted for in the `RunSummary`:
+accepted / rejected / failed per channel, quarantined records, and the alerts no channel took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
+
+from ampel_core.alerts import AlertDecodeError, SourceRecord
+from ampel_core.jobs import T0Task
+from ampel_core.models import Alert, DataPoint, JournalEntry, State
+from ampel_core.provenance import state_id
+from ampel_core.registry import Registry
+from ampel_core.runtime.configured import Channel, build_component, verdict
+from ampel_core.runtime.run import Report, RunSummary
+from ampel_core.store import IngestBatch, Store, TicketSpec
+from ampel_core.units import AlertFilter, PointUnit, StockUnit
+
+__all__ = ["StockPartition", "T0Runtime", "partition_of", "run_t0"]
+
+_BATCH_COUNTERS = ("records", "alerts", "quarantined", "ingested", "unaccepted")
+
+
+@contextlib.contextmanager
+def _few_collections(threshold: int = 50_000) -> Iterator[None]:
+    """Raise the cyclic garbage collector's first threshold for a while: a T0 batch keeps hundreds
+    of thousands of new objects (decoded alerts) alive and makes almost no reference cycles, so
+    with the default (700) the collector only traverses them again and again (3 % of T0's time)."""
+    first, *older = gc.get_threshold()
+    gc.set_threshold(max(first, threshold), *older)
+    try:
+        yield
+    finally:
+        gc.set_threshold(first, *older)
+
+
+class T0Runtime:
+    """Ingests alerts for a set of channels into a store, one transaction per batch."""
+
+    def __init__(self, store: Store, channels: Sequence[Channel], run: int, summary: RunSummary,
+                 keep_blobs: bool = True, count_records: bool = True) -> None:
+        self.store, self.channels, self.run, self.summary, self.keep_blobs = store, channels, run, summary, keep_blobs
+        self.count_records = count_records  # partitions read every record; one of them counts them
+
+    def process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]]) -> None:
+        with _few_collections():
+            self._process(records, decode)
+
+    def _process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]]) -> None:
+        batch = IngestBatch(self.run)
+        decoded: list[tuple[str, Alert]] = []
+        self.summary.records += len(records) if self.count_records else 0
+        for record in records:
+            try:
+                decoded.extend((record.origin, alert) for alert in decode(record.payload, record.origin))
+            except AlertDecodeError as error:
+                batch.quarantined.append((record.origin, str(error), record.payload))
+                self.summary.quarantined += 1
+            except Exception as error:  # a decoder bug must not stop the run; keep the bytes
+                batch.quarantined.append((record.origin, f"decoder raised {type(error).__name__}: {error}", record.payload))
+                self.summary.quarantined += 1
+        taken = [(origin, alert, takers) for origin, alert in decoded if (takers := self._filter(alert, batch))]
+        stored = self.store.stored_datapoints({alert.stock for _, alert, _ in taken})
+        # datapoints of this batch's stocks held in memory: the new ones are not in the store until
+        # the batch commits, and stored ones a combiner needed are read once per batch
+        points: dict[int, dict[int, DataPoint]] = {}  # stock -> id -> datapoint
+        self._scheduled: set[tuple[str, str]] = set()
+        payloads = {record.origin: record.payload for record in records}
+        for origin, alert, takers in taken:
+            if self._complete(origin, alert, takers, payloads, batch):
+                stock = alert.stock
+                self._ingest(origin, alert, takers, stored.setdefault(stock, {}), points.setdefault(stock, {}), batch)
+        self.store.ingest(batch)
+
+    def _filter(self, alert: Alert, batch: IngestBatch) -> list[tuple[Channel, int]]:
+        self.summary.alerts += 1
+        takers = []
+        for channel in self.channels:
+            if not channel.sees(alert.trigger.tags):  # data rights come before any filter
+                batch.rejected.append((alert.id, channel.name, alert.stock, channel.filter.trace.id, 0,
+                                       "no access to the triggering datapoint"))
+                self.summary.rejected[channel.name] += 1
+                continue
+            try:
+                accepted, code, reason = verdict(cast(AlertFilter, channel.filter.unit).process(alert))
+            except Exception as error:
+                batch.failed.append((alert.id, channel.name, alert.stock, channel.filter.trace.id,
+                                     f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=5)}"))
+                self.summary.failed[channel.name] += 1
+                continue
+            if accepted:
+                takers.append((channel, code))
+                self.summary.accepted[channel.name] += 1
+            else:
+                batch.rejected.append((alert.id, channel.name, alert.stock, channel.filter.trace.id, code, reason))
+                self.summary.rejected[channel.name] += 1
+        if takers:
+            self.summary.ingested += 1
+        else:
+            self.summary.unaccepted += 1
+        return takers
+
+    def _complete(self, origin: str, alert: Alert, takers: list[tuple[Channel, int]], payloads: dict[str, bytes],
+                  batch: IngestBatch) -> bool:
+        """Build the datapoints a format deferred (`LazyDataPoints`); when that fails, the alert
+        counts as failed for the channels that took it and its bytes are quarantined."""
+        try:
+            len(alert.datapoints)
+            return True
+        except Exception as error:
+            reason = f"alert {alert.id}: datapoints could not be built: {type(error).__name__}: {error}"
+            batch.quarantined.append((origin, reason, payloads.get(origin, b"")))
+            for channel, _ in takers:
+                batch.failed.append((alert.id, channel.name, alert.stock, channel.filter.trace.id, reason))
+                self.summary.accepted[channel.name] -= 1
+                self.summary.failed[channel.name] += 1
+            self.summary.ingested -= 1
+            self.summary.unaccepted += 1
+            return False
+
+    def _ingest(self, origin: str, alert: Alert, takers: list[tuple[Channel, int]],
+                known: dict[int, tuple[str, ...]], points: dict[int, DataPoint], batch: IngestBatch) -> None:
+        now = time.time()
+        stock = alert.stock
+        new = [dp for dp in alert.datapoints if dp.id not in known]
+        for dp in new:
+            known[dp.id] = dp.tags
+            points[dp.id] = dp
+            batch.datapoints.append((dp, alert.id))
+        batch.stocks[stock] = now
+        batch.names.add((stock, alert.stock_name))
+        batch.tags.update((stock, tag) for tag in alert.tags)
+        batch.alerts.append((alert.id, stock, origin))
+        if self.keep_blobs:
+            batch.blobs.extend((alert.id, name, data) for name, data in alert.blobs.items())
+        # channels with equal rights and an equally configured combiner share one state
+        states: dict[tuple[frozenset[str] | None, str | None], str] = {}
+        for channel, code in takers:
+            batch.channels.add((stock, channel.name))
+            key = (channel.access, channel.combiner.trace.id if channel.combiner else None)
+            if key not in states:
+                visible = list(known) if channel.access is None else [i for i, tags in known.items() if channel.sees(tags)]
+                if channel.combiner is not None:
+                    missing = [i for i in visible if i not in points]
+                    points.update((dp.id, dp) for dp in self.store.get_datapoints(stock, missing))
+                    chosen = sorted((points[i] for i in visible), key=lambda d: (d.time, d.id))
+                    visible = list(channel.combiner.unit.combine(chosen))  # type: ignore[attr-defined]
+                # no datapoint visible, no state: an empty state would be one id shared by every stock
+                ids = sorted(set(visible))
+                states[key] = state_id(ids) if ids else ""
+                if states[key] and states[key] not in batch.states:
+                    batch.states[states[key]] = State(states[key], stock, tuple(ids))
+            sid = states[key]
+            batch.journal.append(JournalEntry(stock, 0, "accepted", channel.name, channel.filter.trace.id, self.run,
+                                              alert.id, {"code": code, "origin": origin, "state": sid or None}, now))
+            if not sid:
+                continue
+            # the T1 record of this step is the channel_states row (stock, channel, state, alert, run)
+            batch.channel_states.append((stock, channel.name, sid, alert.id))
+            self._tickets(channel, stock, sid, new, batch)
+
+    def _tickets(self, channel: Channel, stock: int, sid: str, new: list[DataPoint], batch: IngestBatch) -> None:
+        for configured in channel.t2:
+            unit, trace = configured.unit, configured.trace.id
+            if isinstance(unit, PointUnit):
+                batch.tickets.extend(TicketSpec(configured.name, trace, "point", str(dp.id), stock, channel.name)
+                                     for dp in new if channel.sees(dp.tags) and (unit.upper_limits or not dp.upper_limit))
+            elif (trace, sid) not in self._scheduled:  # one ticket per unit instance and state, whichever channel
+                self._scheduled.add((trace, sid))
+                if isinstance(unit, StockUnit):
+                    batch.tickets.append(TicketSpec(configured.name, trace, "stock", str(stock), stock, channel.name, sid))
+                else:
+                    batch.tickets.append(TicketSpec(configured.name, trace, "state", sid, stock, channel.name))
+
+
+
+
+def partition_of(stock: int, count: int) -> int:
+    """The partition (0 .. count-1) that ingests ``stock``; uniform even for structured ids."""
+    hashed = hashlib.blake2b(stock.to_bytes(8, "big", signed=True), digest_size=8).digest()
+    return int.from_bytes(hashed, "big") % count
+
+
+class StockPartition:
+    """An alert format that keeps only the alerts of partition ``index`` of ``count``.
+
+    Every record that cannot be decoded is quarantined (and counted) by exactly one partition.
+    A format may offer ``stocks(payload, origin) -> set[int]``: the stock ids in a record, found
+    more cheaply than by decoding it; partitions then skip, undecoded, the records of other
+    partitions' stocks.
+    """
+
+    def __init__(self, alert_format: Any, index: int, count: int) -> None:
+        self.alert_format, self.index, self.count = alert_format, index, count
+        self._peek: Callable[[bytes, str], set[int]] | None = getattr(alert_format, "stocks", None)
+
+    def decode(self, payload: bytes, origin: str) -> list[Alert]:
+        stocks: set[int] = set()
+        if self._peek is not None and self.count > 1:
+            try:
+                stocks = set(self._peek(payload, origin))
+            except Exception:
+                stocks = set()  # decoding says what is wrong
+            if stocks and all(partition_of(stock, self.count) != self.index for stock in stocks):
+                return []
+        try:
+            alerts: list[Alert] = self.alert_format.decode(payload, origin)
+        except Exception:
+            if self.index == (partition_of(min(stocks), self.count) if stocks else 0):
+                raise
+            return []
+        return [alert for alert in alerts if partition_of(alert.stock, self.count) == self.index]
+
+
+def run_t0(store: Store, registry: Registry, task: T0Task, channels: Sequence[Channel], run: int,
+           summary: RunSummary, report: Report | None = None, partition: tuple[int, int] = (0, 1)) -> None:
+    """Run a T0 task (partition ``(index, count)`` of it) into ``store``: read the source in batches
+    of ``task.batch_size`` records, ingest each batch in one transaction, then acknowledge it to the
+    source (Kafka offsets) and ``report`` its counts. The source is closed however this ends."""
+    index, count = partition
+    source = build_component(registry, "sources", task.source.name, task.source.config)
+    alert_format = build_component(registry, "formats", task.format.name, task.format.config)
+    decode = alert_format.decode if count == 1 else StockPartition(alert_format, index, count).decode
+    runtime = T0Runtime(store, channels, run, summary, task.keep_blobs, count_records=index == 0)
+    started = time.perf_counter()
+    batch: list[SourceRecord] = []
+    try:
+        for read, record in enumerate(source, 1):
+            batch.append(record)
+            if len(batch) >= task.batch_size:
+                _flush(runtime, batch, decode, source, report)
+            if task.limit is not None and read >= task.limit:
+                break
+        _flush(runtime, batch, decode, source, report)
+    finally:
+        source.close()
+        summary.t0_seconds += time.perf_counter() - started
+
+
+def _flush(runtime: T0Runtime, batch: list[SourceRecord], decode: Callable[[bytes, str], list[Alert]], source: Any,
+           report: Report | None) -> None:
+    if not batch:
+        return
+    before = [getattr(runtime.summary, name) for name in _BATCH_COUNTERS]
+    runtime.process(batch, decode)
+    source.commit()  # only now is the batch durable: acknowledge it upstream (Kafka offsets)
+    if report is not None:
+        report(0, {name: getattr(runtime.summary, name) - old for name, old in zip(_BATCH_COUNTERS, before, strict=True)})
+    batch.clear()

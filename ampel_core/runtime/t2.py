@@ -1,0 +1,216 @@
+"""The T2 runtime: claim tickets with a lease, run each ticket's unit (dependencies first for tied
+units), retry with exponential backoff, store results or errors with their traceback.
+
+`run_t2` is the loop every driver runs (``ampel job``, its worker processes, Dask tasks and
+``ampel worker t2``): tickets until none is left, or, for a long-lived worker, until told to stop.
+`stop_on_signals` turns SIGINT / SIGTERM into such a stop: the current ticket is finished and the
+tickets claimed but not started are handed back at once, so a rerun never waits for their lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ampel_core.errors import AmpelError
+from ampel_core.jobs import T2Task
+from ampel_core.models import Result
+from ampel_core.registry import Registry
+from ampel_core.runtime.configured import (
+    ConfiguredUnit, DependencyFailed, call_unit, configure, configure_dependencies, t2_body,
+)
+from ampel_core.runtime.run import Report, RunSummary
+from ampel_core.runtime.t3 import stock_view
+from ampel_core.store import Store, Ticket
+from ampel_core.units import StockUnit, TiedStateUnit, UnitRef
+from ampel_core.views import StateView
+
+__all__ = ["T2Runtime", "run_t2", "stop_on_signals"]
+
+
+def _never() -> bool:
+    return False
+
+
+class T2Runtime:
+    """Runs T2 tickets. Units are rebuilt from the trace stored with the ticket; when the installed
+    code or version no longer gives that trace, the ticket fails with a message saying so."""
+
+    def __init__(self, store: Store, registry: Registry, task: T2Task, run: int | None, summary: RunSummary,
+                 report: Report | None = None, owner: str | None = None) -> None:
+        self.store, self.registry, self.task, self.run, self.summary = store, registry, task, run, summary
+        self.report = report
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._units: dict[str, ConfiguredUnit | str] = {}
+        self._dependencies_of: dict[str, list[ConfiguredUnit]] = {}
+
+    def unit_for(self, trace_id: str) -> ConfiguredUnit:
+        if trace_id not in self._units:
+            trace = self.store.get_trace(trace_id)
+            try:
+                if trace is None:
+                    raise AmpelError(f"trace {trace_id} is not in the store")
+                configured = configure(self.registry, UnitRef(trace.unit, trace.config))
+                if configured.trace.id != trace_id:
+                    changed = [k for k in ("version", "code", "resources", "config")
+                               if getattr(configured.trace, k) != getattr(trace, k)]
+                    raise AmpelError(f"unit {trace.unit}: the installed {', '.join(changed)} differ(s) from the ticket's "
+                                     f"trace {trace_id[:12]}…; re-run T0 with the current code to make new tickets")
+                self._units[trace_id] = configured
+            except Exception as error:
+                self._units[trace_id] = f"{type(error).__name__}: {error}"
+        value = self._units[trace_id]
+        if isinstance(value, str):
+            raise AmpelError(value)
+        return value
+
+    def run_once(self, should_stop: Callable[[], bool] = _never) -> int:
+        """Claim and run one batch of tickets; return how many were claimed. When ``should_stop``
+        turns true, the tickets not yet started are handed back at once."""
+        tickets = self.store.claim_tickets(self.owner, self.task.batch_size, self.task.lease, self.task.channels)
+        for position, ticket in enumerate(tickets):
+            if should_stop():
+                for unstarted in tickets[position:]:
+                    self.store.retry_ticket(unstarted, "handed back by a stopping worker", 0.0, self.owner, counts=False)
+                break
+            self.run_ticket(ticket)
+        return len(tickets)
+
+    def run_until_idle(self, should_stop: Callable[[], bool] = _never) -> None:
+        """Run tickets until none is open (pending, or leased to another worker) or ``should_stop``."""
+        while not should_stop():
+            before = (self.summary.tickets_done, self.summary.tickets_failed, self.summary.tickets_retried)
+            claimed = self.run_once(should_stop)
+            if claimed:
+                if self.report is not None:
+                    done, failed, retried = (now - then for now, then in zip(
+                        (self.summary.tickets_done, self.summary.tickets_failed, self.summary.tickets_retried),
+                        before, strict=True))
+                    self.report(2, {"tickets": claimed, "tickets_done": done, "tickets_failed": failed,
+                                    "tickets_retried": retried})
+                continue
+            due = self.store.next_ticket_time(self.task.channels)
+            if due is None:
+                return
+            time.sleep(min(max(due - time.time(), 0.01), 1.0))
+
+    def run_ticket(self, ticket: Ticket) -> None:
+        try:
+            configured = self.unit_for(ticket.trace)
+            output = self._process(configured, ticket)
+            if output is _DEFER:
+                self.store.retry_ticket(ticket, "waiting for dependencies", time.time() + 0.05, self.owner, counts=False)
+                return
+            body = t2_body(ticket.unit, output)
+        except Exception as error:
+            self._fail(ticket, error)
+            return
+        if self.store.finish_ticket(ticket, self._result(ticket, "ok", body), self.owner):
+            self.summary.tickets_done += 1
+
+    def _result(self, ticket: Ticket, status: str, body: dict[str, Any]) -> Result:
+        return Result(ticket.unit, ticket.trace, ticket.link_kind, ticket.link, ticket.stock, body, status, self.run)  # type: ignore[arg-type]
+
+    def _fail(self, ticket: Ticket, error: Exception) -> None:
+        detail = "".join(traceback.format_exception(error))
+        permanent = isinstance(error, AmpelError) or ticket.attempts >= self.task.max_attempts
+        if permanent:
+            body = {"exception": type(error).__name__, "message": str(error), "traceback": detail, "attempts": ticket.attempts}
+            if self.store.finish_ticket(ticket, self._result(ticket, "error", body), self.owner):
+                self.summary.tickets_failed += 1
+        else:
+            delay = self.task.backoff * 2 ** (ticket.attempts - 1)
+            self.store.retry_ticket(ticket, detail, time.time() + delay, self.owner)
+            self.summary.tickets_retried += 1
+
+    def _process(self, configured: ConfiguredUnit, ticket: Ticket) -> Any:
+        unit = configured.unit
+        dependencies = None
+        if ticket.link_kind == "point":
+            subject: Any = self.store.get_datapoints(ticket.stock, [int(ticket.link)])[0]
+        elif ticket.link_kind == "stock":
+            subject = stock_view(self.store, ticket.stock, ticket.channel, None)
+        else:
+            subject = self._state_view(ticket)
+            if isinstance(unit, TiedStateUnit):
+                dependencies = self._dependencies(unit, ticket)
+                if dependencies is None:
+                    return _DEFER
+        return call_unit(unit, subject, dependencies)
+
+    def _state_view(self, ticket: Ticket) -> StateView:
+        state = self.store.get_state(ticket.link)
+        if state is None:
+            raise AmpelError(f"state {ticket.link} of ticket {ticket.id} is not in the store")
+        stock = self.store.get_stock(ticket.stock)
+        name = stock.names[0] if stock and stock.names else str(ticket.stock)
+        return StateView(state.id, state.stock, name, ticket.channel, tuple(self.store.get_datapoints(state.stock, state.datapoints)))
+
+    def _dependencies(self, unit: TiedStateUnit, ticket: Ticket) -> dict[str, dict[str, Any]] | None:
+        """Dependency results by unit name; None while one is still pending."""
+        found = {}
+        if ticket.trace not in self._dependencies_of:  # configure once: it hashes resource files
+            self._dependencies_of[ticket.trace] = configure_dependencies(self.registry, unit)
+        for dependency in self._dependencies_of[ticket.trace]:
+            name = dependency.name
+            kind, link = ("stock", str(ticket.stock)) if isinstance(dependency.unit, StockUnit) else ("state", ticket.link)
+            results = [r for _, r in self.store.results(link=link, unit=name) if r.trace == dependency.trace.id]
+            ok = [r for r in results if r.status == "ok"]
+            if ok:
+                found[name] = ok[-1].body or {}
+                continue
+            statuses = self.store.ticket_states(dependency.trace.id, kind, link)
+            if not statuses or all(s == "failed" for s in statuses):
+                why = "failed" if statuses else "has no ticket (is it in the channel's t2 list?)"
+                raise DependencyFailed(f"dependency {name} of {ticket.unit} on {kind} {link[:16]} {why}")
+            return None
+        return found
+
+
+
+
+_DEFER = object()
+
+
+def run_t2(store: Store, registry: Registry, task: T2Task, run: int | None, summary: RunSummary,
+           report: Report | None = None, should_stop: Callable[[], bool] = _never, poll: float | None = None) -> None:
+    """Run tickets until none is left; with ``poll`` (seconds), keep polling for new ones until
+    ``should_stop`` (a long-lived worker). Each claimed batch is ``report``-ed."""
+    runtime = T2Runtime(store, registry, task, run, summary, report)
+    while not should_stop():
+        runtime.run_until_idle(should_stop)
+        if poll is None:
+            return
+        deadline = time.monotonic() + poll
+        while not should_stop() and time.monotonic() < deadline:
+            time.sleep(min(0.1, poll))
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[Callable[[], bool]]:
+    """A ``should_stop`` for `run_t2` that turns true on the first SIGINT or SIGTERM; a second
+    SIGINT raises KeyboardInterrupt as usual. Outside the main thread (Dask worker threads) no
+    handler can be installed and ``should_stop`` stays false."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop.is_set
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop.is_set
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
