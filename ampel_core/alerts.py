@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict
 
 from ampel_core.models import Alert, DataPoint, content_id
 
+__all__ = ["GZIP_MAGIC", "TAR_SUFFIXES", "AlertDecodeError", "AlertFormat", "AlertSource", "FileSource",
+           "JsonAlertFormat", "SourceRecord"]
+
 
 class AlertDecodeError(ValueError):
     """Bytes that are not a readable alert; the message is the reason stored with the quarantine."""

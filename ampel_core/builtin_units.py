@@ -11,7 +11,9 @@ from pydantic import Field
 
 from ampel_core.models import Alert
 from ampel_core.units import JSON, AlertFilter, ReactUnit, Reject, StateUnit
-from ampel_core.views import StateView, StockView
+from ampel_core.views import StateView, StockView, lookup
+
+__all__ = ["AcceptAll", "MinDetectionsFilter", "T2LightCurveSummary", "T3JsonExport", "T3TableReport", "lookup"]
 
 
 class AcceptAll(AlertFilter):
@@ -65,20 +67,6 @@ class T2LightCurveSummary(StateUnit):
             "duration": (max(times) - min(times)) if times else 0.0,
             "bands": dict(sorted(bands.items())),
         }
-
-
-def lookup(view: StockView, path: str) -> Any:
-    """A value of a stock view by dotted path: 'name', 'id', 'tags', 'channels', or
-    '<Unit>.<key>[.<key>…]' into the latest results; None where absent."""
-    value: Any
-    if path in ("name", "id", "tags", "channels", "latest_state"):
-        value = getattr(view, path)
-        return ",".join(value) if isinstance(value, tuple) else value
-    unit, _, rest = path.partition(".")
-    value = view.results.get(unit)
-    for key in rest.split(".") if rest else ():
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
 
 
 class T3TableReport(ReactUnit):

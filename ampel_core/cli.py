@@ -8,19 +8,21 @@ from typing import Any
 
 import click
 
+__all__ = ["COMMANDS", "LazyGroup", "cli", "main"]
+
 # name -> (import path, one-line help); imported on use
 COMMANDS = {
-    "config": ("ampel_core.cli_config:config", "Build or check the generated config."),
-    "plugins": ("ampel_core.cli_config:plugins", "List installed plugins and their versions."),
-    "units": ("ampel_core.cli_config:units", "List installed units."),
-    "unit": ("ampel_core.cli_config:unit", "Show or check one unit."),
-    "job": ("ampel_core.cli_run:job", "Run a job file (T0, T2, T3 tasks) and print its summary."),
-    "worker": ("ampel_core.cli_run:worker", "Run a long-lived worker (T2 tickets) against a store."),
-    "runs": ("ampel_core.cli_inspect:runs", "List recorded runs."),
-    "stock": ("ampel_core.cli_inspect:stock", "Show or plot one stock."),
-    "provenance": ("ampel_core.cli_inspect:provenance", "Trace a result, state or datapoint back to its alert and run."),
-    "replay": ("ampel_core.cli_inspect:replay", "Re-run a recorded run into a scratch store and compare results."),
-    "diff": ("ampel_core.cli_inspect:diff", "Compare the results of two runs."),
+    "config": ("ampel_core._cli_config:config", "Build or check the generated config."),
+    "plugins": ("ampel_core._cli_config:plugins", "List installed plugins and their versions."),
+    "units": ("ampel_core._cli_config:units", "List installed units."),
+    "unit": ("ampel_core._cli_config:unit", "Show or check one unit."),
+    "job": ("ampel_core._cli_run:job", "Run a job file (T0, T2, T3 tasks) and print its summary."),
+    "worker": ("ampel_core._cli_run:worker", "Run a long-lived worker (T2 tickets) against a store."),
+    "runs": ("ampel_core._cli_inspect:runs", "List recorded runs."),
+    "stock": ("ampel_core._cli_inspect:stock", "Show or plot one stock."),
+    "provenance": ("ampel_core._cli_inspect:provenance", "Trace a result, state or datapoint back to its alert and run."),
+    "replay": ("ampel_core._cli_inspect:replay", "Re-run a recorded run into a scratch store and compare results."),
+    "diff": ("ampel_core._cli_inspect:diff", "Compare the results of two runs."),
 }
 
 

@@ -11,6 +11,8 @@ from typing import Any
 from ampel_core.errors import AmpelError
 from ampel_core.store import Store, open_store
 
+__all__ = ["Comparison", "Key", "compare", "diff", "flatten", "replay"]
+
 Key = tuple[str, ...]
 
 

@@ -6,6 +6,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+__all__ = ["AmpelError", "is_user_error", "user_errors"]
+
 
 class AmpelError(RuntimeError):
     """An error whose message tells the user what is wrong and what to do."""

@@ -12,6 +12,10 @@ from typing import Any
 
 import pluggy
 
+__all__ = ["ampel_alert_formats", "ampel_alert_sources", "ampel_batch_done", "ampel_cli_commands",
+           "ampel_config_fragments", "ampel_run_finished", "ampel_run_started", "ampel_stores", "ampel_units",
+           "hookimpl", "hookspec"]
+
 hookspec = pluggy.HookspecMarker("ampel")
 hookimpl = pluggy.HookimplMarker("ampel")
 

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ampel_core.errors import AmpelError
 
+__all__ = ["ChannelConfig", "ComponentSpec", "Job", "Selection", "Strict", "T0Task", "T2Task", "T3Task", "Task",
+           "UnitSpec", "load_job", "parse_overrides", "substitute"]
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -19,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from ampel_core.alerts import SourceRecord
 from ampel_core.errors import AmpelError
 
-log = logging.getLogger(__name__)
+__all__ = ["KafkaSource"]
+
+_log = logging.getLogger(__name__)
 
 _PARTITION_EOF = -191  # confluent_kafka.KafkaError._PARTITION_EOF
 
@@ -90,7 +92,7 @@ class KafkaSource(BaseModel):
                     continue
                 if error.fatal():
                     raise AmpelError(f"kafka consumer failed: {error}")
-                log.warning("kafka: %s", error)
+                _log.warning("kafka: %s", error)
                 continue
             last_message = time.monotonic()
             received += 1

@@ -24,6 +24,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, overload
 
+__all__ = ["PHOTOMETRY_FIELDS", "Alert", "DataPoint", "JournalEntry", "LazyDataPoints", "LinkKind", "Result", "Run",
+           "State", "Stock", "Trace", "content_id"]
+
 PHOTOMETRY_FIELDS = ("time", "band", "flux", "flux_err", "zp", "zpsys", "mag", "mag_err", "upper_limit")
 
 

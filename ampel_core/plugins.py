@@ -13,6 +13,9 @@ import pluggy
 
 from ampel_core import hookspecs
 
+__all__ = ["CORE_DISTRIBUTION", "ENTRY_POINT_GROUP", "PluginError", "PluginInfo", "core_version", "discover",
+           "get_manager", "new_manager", "register", "set_manager"]
+
 ENTRY_POINT_GROUP = "ampel"
 CORE_DISTRIBUTION = "ampel-core"
 

@@ -24,6 +24,9 @@ import orjson
 
 from ampel_core.models import Trace
 
+__all__ = ["canonical_json", "code_digest", "digest", "file_digest", "json_default", "make_trace", "module_digest",
+           "resource_digests", "sha256_hex", "state_id"]
+
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 

@@ -13,6 +13,8 @@ from typing import Any
 from ampel_core.errors import AmpelError
 from ampel_core.store import Store
 
+__all__ = ["provenance_chain", "to_prov_document"]
+
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 from ampel_core.plugins import _requires_core, core_version, get_manager
 
+__all__ = ["Component", "Registry", "RegistryError", "build_config", "check_config", "dump_yaml", "get_registry",
+           "import_object", "load_config", "require_current_config", "unit_entry", "write_atomically"]
+
 
 class RegistryError(RuntimeError):
     """Installed plugins conflict, or a component cannot be found or imported."""

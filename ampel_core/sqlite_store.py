@@ -25,6 +25,8 @@ from typing import Any
 
 from ampel_core.store import IMMUTABLE_TABLES, TABLES, SqlStore, StoreError
 
+__all__ = ["PACK_SUFFIX", "SqliteStore", "open_store", "sqlite_path", "store_files"]
+
 BLOB_REFS = """CREATE TABLE IF NOT EXISTS alert_blob_refs (alert INTEGER NOT NULL, name TEXT NOT NULL,
     position INTEGER NOT NULL, length INTEGER NOT NULL, PRIMARY KEY (alert, name))"""
 
@@ -136,10 +138,17 @@ class SqliteStore(SqlStore):
             found[name] = data
         return found
 
-    def schema_statements(self) -> list[str]:
+    def dialect(self, statement: str) -> str:
         # INTEGER PRIMARY KEY makes the id the rowid: rows stored in id order, no separate key index
-        tables = TABLES.format(serial="INTEGER PRIMARY KEY AUTOINCREMENT", blob="BLOB").replace(
+        return statement.format(serial="INTEGER PRIMARY KEY AUTOINCREMENT", blob="BLOB").replace(
             "BIGINT PRIMARY KEY", "INTEGER PRIMARY KEY")
+
+    def table_exists(self, cursor: Any, table: str) -> bool:
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+        return cursor.fetchone() is not None
+
+    def schema_statements(self) -> list[str]:
+        tables = self.dialect(TABLES)
         statements = [s.strip() for s in tables.split(";") if s.strip()] + [BLOB_REFS]
         for table in IMMUTABLE_TABLES:
             for operation in ("UPDATE", "DELETE"):

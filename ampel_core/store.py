@@ -1,10 +1,16 @@
 """The store: where stocks, datapoints, states, results, tickets, runs and the journal live.
 
 `Store` is the contract every backend fulfils (the contract test suite in
-`ampel_core.store_contract.StoreContract` checks it). `SqlStore` implements it over a DB-API connection
-in SQL that SQLite and PostgreSQL share; a backend supplies the schema dialect, the connection and
-ticket claiming. Open a store by URL with `open_store` (backends are registered per URL scheme
-through the ``ampel_stores`` hook).
+`ampel_core.store_contract.StoreContract` checks it through the protocol alone, so a backend that is
+not SQL can pass it). `SqlStore` is the public base of SQL backends: it implements the protocol over
+a DB-API connection in SQL that SQLite and PostgreSQL share; a backend supplies the connection, the
+schema dialect, ticket claiming and schema locking (see the class). Open a store by URL with
+`open_store` (backends are registered per URL scheme through the ``ampel_stores`` hook).
+
+The schema is versioned (`SCHEMA_VERSION`, in the ``meta`` table) in this one place, for every SQL
+backend, with one policy: a store older than the code is upgraded when it is opened, by the
+statements in `MIGRATIONS` (under the backend's schema lock, so concurrent openers upgrade it once),
+or refused with a `StoreError` when no path is known; a store newer than the code is refused.
 
 Immutable tables (datapoints, states, results, traces, alerts, journal) refuse UPDATE and DELETE in
 the database itself (triggers). Every write of a T0 batch happens in one transaction; inserts are
@@ -21,13 +27,22 @@ from typing import Any, Protocol
 
 import orjson
 
+from ampel_core.errors import AmpelError
 from ampel_core.models import DataPoint, JournalEntry, Result, Run, State, Stock, Trace
 from ampel_core.provenance import json_default, canonical_json
 
+__all__ = ["IMMUTABLE_TABLES", "MIGRATIONS", "SCHEMA_VERSION", "TABLES", "IngestBatch", "SqlStore", "Store",
+           "StoreError", "Ticket", "TicketSpec", "dumps", "dumps_fast", "journal_key", "open_store"]
+
 SCHEMA_VERSION = 2  # 2: datapoints keyed by (stock, id); a SQLite store keeps alert blobs in a pack file
 
+# MIGRATIONS[n]: the statements that take a schema from version n to n + 1, in the shared SQL of
+# `TABLES` ({serial} and {blob} are filled in per backend). Version 1 stores (before the datapoint
+# key changed) have no upgrade path: re-ingest them.
+MIGRATIONS: dict[int, list[str]] = {}
 
-class StoreError(RuntimeError):
+
+class StoreError(AmpelError):
     """The store cannot be opened or used (bad URL, newer schema, ...)."""
 
 
@@ -111,6 +126,8 @@ class Store(Protocol):
     def datapoint_origin(self, stock: int, datapoint: int) -> tuple[int | None, int | None]: ...
     def alert_origin(self, alert: int) -> tuple[str, int] | None: ...
     def counts(self) -> dict[str, int]: ...
+    def quarantined(self) -> list[tuple[str, str, bytes]]: ...
+    def alert_blobs(self, alert: int) -> dict[str, bytes]: ...
     # T2
     def claim_tickets(self, owner: str, limit: int, lease: float, channels: Sequence[str] | None = None) -> list[Ticket]: ...
     def finish_ticket(self, ticket: Ticket, result: Result, owner: str) -> bool: ...
@@ -118,8 +135,10 @@ class Store(Protocol):
     def ticket_status(self) -> dict[str, int]: ...
     def ticket_states(self, trace: str, link_kind: str, link: str) -> list[str]: ...
     def next_ticket_time(self, channels: Sequence[str] | None = None) -> float | None: ...
+    def tickets(self, status: str | None = None) -> list[tuple[int, str, str, str, int, str | None]]: ...
     # T3
     def add_report(self, run: int, channel: str | None, unit: str, trace: str, body: Any) -> None: ...
+    def reports(self, run: int) -> list[tuple[str | None, str, Any]]: ...
 
 
 def dumps(value: Any) -> str:
@@ -181,8 +200,14 @@ IMMUTABLE_TABLES = ("datapoints", "states", "results", "traces", "alerts", "jour
 
 
 class SqlStore:
-    """The shared SQL implementation. Subclasses set ``placeholder`` and ``claim_lock`` and
-    implement `connect` and `schema_statements`."""
+    """The public base of SQL store backends: the whole `Store` protocol in SQL that SQLite and
+    PostgreSQL share, and the schema's creation and upgrades (`create_schema`).
+
+    A backend sets ``placeholder`` (its DB-API parameter style) and ``claim_lock`` (appended to the
+    ticket-claiming SELECT), and implements `connect`, `dialect`, `schema_statements` and
+    `table_exists`; it may override `transaction` and `execute` (how statements run on its
+    connection), `lock_schema` and `label`.
+    """
 
     placeholder = "?"
     claim_lock = ""  # appended to the ticket-claiming SELECT (PostgreSQL: skip rows others are claiming)
@@ -197,7 +222,23 @@ class SqlStore:
         raise NotImplementedError
 
     def schema_statements(self) -> list[str]:
+        """Every statement that creates the schema (tables, indexes, immutability triggers)."""
         raise NotImplementedError
+
+    def dialect(self, statement: str) -> str:
+        """A statement of the shared SQL with this backend's types filled in."""
+        raise NotImplementedError
+
+    def label(self) -> str:
+        """The store's URL for messages (without secrets)."""
+        return self.url
+
+    def table_exists(self, cursor: Any, table: str) -> bool:
+        raise NotImplementedError
+
+    def lock_schema(self, cursor: Any) -> None:
+        """Inside the schema transaction: keep other openers out until it commits (when the
+        transaction itself does not)."""
 
     # --- plumbing --------------------------------------------------------------------------
     def sql(self, query: str) -> str:
@@ -220,26 +261,46 @@ class SqlStore:
             cursor.execute(self.sql(query), params)
             return list(cursor.fetchall()) if cursor.description else []
 
+    def stored_version(self, cursor: Any) -> int:
+        """The schema version recorded in ``meta``; 0 for an empty database."""
+        if not self.table_exists(cursor, "meta"):
+            return 0
+        cursor.execute(self.sql("SELECT value FROM meta WHERE key = ?"), ("schema_version",))
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
     def create_schema(self) -> None:
-        rows = []
+        """Create the schema in an empty database, upgrade an older one, refuse a newer one (see
+        the module docstring). A store at the current version is only read, never written."""
+        cursor = self.conn.cursor()
         try:
-            rows = self.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-        except Exception:
-            self.conn.rollback()
-        if rows:
-            version = int(rows[0][0])
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{self.url} has store schema version {version}, newer than this ampel-core "
-                                 f"understands ({SCHEMA_VERSION}): upgrade ampel-core")
-            if version < SCHEMA_VERSION:
-                raise StoreError(f"{self.url} has store schema version {version}, older than this ampel-core's "
-                                 f"({SCHEMA_VERSION}), and no upgrade path is known: ingest into a new store")
+            version = self.stored_version(cursor)
+        finally:
+            cursor.close()
+        if version == SCHEMA_VERSION:
             return
         with self.transaction() as cursor:
-            for statement in self.schema_statements():
+            self.lock_schema(cursor)
+            version = self.stored_version(cursor)  # another opener may have got here first
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.label()} has store schema version {version}, newer than this ampel-core "
+                                 f"understands ({SCHEMA_VERSION}): upgrade ampel-core (and the store's plugin)")
+            if version == SCHEMA_VERSION:
+                return
+            if version == 0:
+                statements = self.schema_statements()
+            else:
+                missing = [step for step in range(version, SCHEMA_VERSION) if step not in MIGRATIONS]
+                if missing:
+                    raise StoreError(f"{self.label()} has store schema version {version}, older than this ampel-core's "
+                                     f"({SCHEMA_VERSION}), and no upgrade path is known (no migration from version "
+                                     f"{missing[0]}): ingest into a new store")
+                statements = [self.dialect(statement) for step in range(version, SCHEMA_VERSION)
+                              for statement in MIGRATIONS[step]]
+            for statement in statements:
                 cursor.execute(statement)
-            cursor.execute(self.sql("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING"),
-                           ("schema_version", str(SCHEMA_VERSION)))
+            cursor.execute(self.sql("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                                    "SET value = excluded.value"), ("schema_version", str(SCHEMA_VERSION)))
 
     def close(self) -> None:
         self.conn.close()

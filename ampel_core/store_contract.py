@@ -1,20 +1,23 @@
 """The store contract: one pytest suite every store backend must pass.
 
-A backend's test module subclasses `StoreContract` and supplies a ``store_url`` fixture that gives
-the URL of a fresh, empty store for each test (and removes it afterwards)::
+A backend's test module subclasses `StoreContract` (any backend) or `SqlStoreContract` (backends
+built on `ampel_core.store.SqlStore`) and supplies a ``store_url`` fixture that gives the URL of a
+fresh, empty store for each test (and removes it afterwards)::
 
-    from ampel_core.store_contract import StoreContract
+    from ampel_core.store_contract import SqlStoreContract
 
-    class TestMyStore(StoreContract):
+    class TestMyStore(SqlStoreContract):
         @pytest.fixture
         def store_url(self, tmp_path):
             return f"sqlite:///{tmp_path}/store.db"
 
-The suite covers every `ampel_core.store.Store` method the runtime uses, against the real database:
-idempotent and atomic ingest, immutability enforced by the database, ticket claim / lease / expiry /
-retry / finish, runs, traces, ordering of channel states, results and the journal, stock selection,
-and refusal of a schema newer than the code. Raw SQL (to try forbidden writes) goes through
-``store.execute`` with ``?`` placeholders, as `ampel_core.store.SqlStore` provides.
+`StoreContract` covers every method of the `ampel_core.store.Store` protocol through the protocol
+alone, against the real database: idempotent and atomic ingest, ticket claim / lease / expiry /
+retry / finish, runs, traces, ordering of channel states, results and the journal, stock
+selection, quarantine, blobs and reports. `SqlStoreContract` adds what only SQL can show: the
+database itself refuses changes to immutable rows, the schema version policy (newer refused, older
+upgraded by `ampel_core.store.MIGRATIONS` or refused), and readers that never wait for a writer.
+Raw SQL goes through ``store.execute`` with ``?`` placeholders, as `SqlStore` provides.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ import pytest
 
 from ampel_core.models import DataPoint, JournalEntry, Result, State, Trace, content_id
 from ampel_core.provenance import make_trace, state_id
-from ampel_core.store import SCHEMA_VERSION, IMMUTABLE_TABLES, IngestBatch, Store, StoreError, Ticket, TicketSpec, open_store
+import ampel_core.store
+from ampel_core.store import IMMUTABLE_TABLES, SCHEMA_VERSION, IngestBatch, SqlStore, Store, StoreError, Ticket, TicketSpec, open_store
+
+__all__ = ["SqlStoreContract", "StoreContract", "alert_batch", "datapoint", "ok_result", "trace"]
 
 OWNER_A, OWNER_B = "host-a:1", "host-b:2"
 
@@ -122,16 +128,6 @@ class StoreContract:
         assert again.counts() == store.counts()
         assert again.counts()["datapoints"] == 1
 
-    def test_newer_schema_is_refused(self, store: Store, store_url: str) -> None:
-        store.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))  # type: ignore[attr-defined]
-        with pytest.raises(StoreError, match="newer"):
-            open_store(store_url)
-
-    def test_older_schema_without_upgrade_path_is_refused(self, store: Store, store_url: str) -> None:
-        store.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION - 1),))  # type: ignore[attr-defined]
-        with pytest.raises(StoreError, match=f"version {SCHEMA_VERSION - 1}.*no upgrade path"):
-            open_store(store_url)
-
     # --- runs and traces -------------------------------------------------------------------
     def test_runs(self, store: Store) -> None:
         first = store.start_run("a" * 64, {"name": "one", "tasks": [1]}, {"python": "3.11"})
@@ -187,8 +183,9 @@ class StoreContract:
         assert store.datapoint_origin(stock, 1) == (None, None)
         assert store.alert_origin(77) == ("file.jsonl::77", run)
         assert store.alert_origin(78) is None
-        assert store.alert_blobs(77) == {"cutout": b"\x00\x01binary\xff"}  # type: ignore[attr-defined]
-        assert store.quarantined() == [("bad.avro", "not avro", b"\x00garbage")]  # type: ignore[attr-defined]
+        assert store.alert_blobs(77) == {"cutout": b"\x00\x01binary\xff"}
+        assert store.alert_blobs(78) == {}
+        assert store.quarantined() == [("bad.avro", "not avro", b"\x00garbage")]
         counts = store.counts()
         assert {k: counts[k] for k in ("stocks", "alerts", "datapoints", "states", "channel_states", "tickets",
                                        "journal", "rejected", "failed_alerts", "quarantine", "runs")} == {
@@ -242,7 +239,7 @@ class StoreContract:
         assert [(e.action, e.channel) for e in store.journal(stock)] == [
             ("accepted", "B"), ("state", "B"), ("accepted", "A"), ("state", "A")]
         assert store.get_datapoints(stock, [datapoint(names[7], 2).id]) == [datapoint(names[7], 2, upper_limit=True)]
-        assert store.alert_blobs(5007) == {"cutout": bytes([7, 0, 255])}  # type: ignore[attr-defined]
+        assert store.alert_blobs(5007) == {"cutout": bytes([7, 0, 255])}
         tickets = store.claim_tickets(OWNER_A, 100, 60)
         assert [t.link for t in tickets] == list(batch.states)  # in batch order
         store.ingest(batch)
@@ -258,26 +255,6 @@ class StoreContract:
         assert counts["runs"] == 1 and sum(counts.values()) == 1
         store.ingest(alert_batch(run, "ZTF24atom", 5, [datapoint("ZTF24atom", 0)]))  # still usable
         assert store.counts()["datapoints"] == 1
-
-    @pytest.mark.parametrize("table", IMMUTABLE_TABLES)
-    def test_immutable_tables_refuse_update_and_delete(self, store: Store, table: str) -> None:
-        run = self.run_id(store)
-        store.add_traces([trace()])
-        store.ingest(alert_batch(run, "ZTF24imm", 5, [datapoint("ZTF24imm", 0)]))
-        (ticket,) = store.claim_tickets(OWNER_A, 10, 60)
-        assert store.finish_ticket(ticket, ok_result(ticket, run), OWNER_A)
-        before = store.counts()
-        execute = store.execute  # type: ignore[attr-defined]
-        column = {"datapoints": "tags", "states": "datapoints", "results": "body", "traces": "document", "alerts": "origin",
-                  "journal": "detail", "channel_states": "state"}[table]
-        with pytest.raises(Exception, match="immutable"):
-            execute(f"UPDATE {table} SET {column} = ?", ("changed",))
-        with pytest.raises(Exception, match="immutable"):
-            execute(f"DELETE FROM {table}")
-        assert store.counts() == before
-        assert execute(f"SELECT COUNT(*) FROM {table} WHERE {column} = ?", ("changed",))[0][0] == 0
-        store.ingest(alert_batch(run, "ZTF24imm2", 6, [datapoint("ZTF24imm2", 0)]))  # the store still works
-        assert store.counts()["alerts"] == 2
 
     def test_channel_states_oldest_first(self, store: Store) -> None:
         run = self.run_id(store)
@@ -319,9 +296,9 @@ class StoreContract:
             batch.stocks = {stock: 1000.0 + 100 * i for stock in batch.stocks}
             store.ingest(batch)
             stocks.extend(batch.stocks)
-        store.execute("INSERT INTO stock_tags (stock, tag) VALUES (?, ?)", (stocks[1], "SN"))  # type: ignore[attr-defined]
-        store.execute("INSERT INTO stock_tags (stock, tag) VALUES (?, ?)", (stocks[2], "SN"))  # type: ignore[attr-defined]
-        store.execute("INSERT INTO stock_tags (stock, tag) VALUES (?, ?)", (stocks[2], "Ia"))  # type: ignore[attr-defined]
+        tagged = IngestBatch(run)
+        tagged.tags |= {(stocks[1], "SN"), (stocks[2], "SN"), (stocks[2], "Ia")}
+        store.ingest(tagged)
         assert store.select_stocks() == sorted(stocks)
         assert store.select_stocks("A") == sorted(stocks[:2])
         assert store.select_stocks("C") == []
@@ -410,7 +387,7 @@ class StoreContract:
         store.retry_ticket(ticket, "Traceback: ValueError", time.time() + 0.3, OWNER_A)
         assert store.claim_tickets(OWNER_A, 10, 60) == []  # not due yet
         assert store.ticket_status() == {"pending": 1}
-        assert store.tickets("pending")[0][3:] == ("pending", 1, "Traceback: ValueError")  # type: ignore[attr-defined]
+        assert store.tickets("pending")[0][3:] == ("pending", 1, "Traceback: ValueError")
         due = store.next_ticket_time()
         assert due is not None and due > time.time()
         time.sleep(0.35)
@@ -444,7 +421,72 @@ class StoreContract:
         assert len(everything) == len(set(everything)) == 120
         assert len(store.results()) == 120 and store.ticket_status() == {"done": 120}
 
-    def test_reads_do_not_wait_for_a_writer(self, store: Store, open_extra: Callable[[], Store]) -> None:
+    # --- T3 --------------------------------------------------------------------------------
+    def test_reports(self, store: Store) -> None:
+        run = self.run_id(store)
+        store.add_report(run, "CH", "T3TableReport", "t" * 64, {"rows": 2, "table": [{"a": 1}, {"a": None}]})
+        store.add_report(run, None, "T3JsonExport", "u" * 64, {"written": "x.json"})
+        assert store.reports(run) == [
+            ("CH", "T3TableReport", {"rows": 2, "table": [{"a": 1}, {"a": None}]}),
+            (None, "T3JsonExport", {"written": "x.json"})]
+        assert store.counts()["reports"] == 2
+        assert store.reports(run + 1) == []
+
+
+class SqlStoreContract(StoreContract):
+    """`StoreContract` plus what SQL backends (`ampel_core.store.SqlStore`) must show in the database."""
+
+    @pytest.fixture
+    def store(self, open_extra: Callable[[], Store]) -> SqlStore:
+        opened = open_extra()
+        assert isinstance(opened, SqlStore)
+        return opened
+
+    # --- the schema ------------------------------------------------------------------------
+    def test_newer_schema_is_refused(self, store: SqlStore, store_url: str) -> None:
+        store.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+        with pytest.raises(StoreError, match="newer"):
+            open_store(store_url)
+
+    def test_older_schema_without_upgrade_path_is_refused(self, store: SqlStore, store_url: str) -> None:
+        store.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION - 1),))
+        with pytest.raises(StoreError, match=f"version {SCHEMA_VERSION - 1}.*no upgrade path"):
+            open_store(store_url)
+
+    def test_older_schema_is_upgraded_by_its_migrations(self, store: SqlStore, store_url: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(ampel_core.store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+        with pytest.raises(StoreError, match=f"version {SCHEMA_VERSION}.*no upgrade path"):
+            open_store(store_url)
+        monkeypatch.setattr(ampel_core.store, "MIGRATIONS", {SCHEMA_VERSION: ["ALTER TABLE runs ADD COLUMN note TEXT"]})
+        upgraded = open_store(store_url)
+        assert isinstance(upgraded, SqlStore)
+        assert upgraded.execute("SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION + 1),)]
+        assert upgraded.execute("SELECT note FROM runs") == []
+        upgraded.close()
+
+    # --- immutability and concurrency ------------------------------------------------------
+    @pytest.mark.parametrize("table", IMMUTABLE_TABLES)
+    def test_immutable_tables_refuse_update_and_delete(self, store: SqlStore, table: str) -> None:
+        run = self.run_id(store)
+        store.add_traces([trace()])
+        store.ingest(alert_batch(run, "ZTF24imm", 5, [datapoint("ZTF24imm", 0)]))
+        (ticket,) = store.claim_tickets(OWNER_A, 10, 60)
+        assert store.finish_ticket(ticket, ok_result(ticket, run), OWNER_A)
+        before = store.counts()
+        execute = store.execute
+        column = {"datapoints": "tags", "states": "datapoints", "results": "body", "traces": "document", "alerts": "origin",
+                  "journal": "detail", "channel_states": "state"}[table]
+        with pytest.raises(Exception, match="immutable"):
+            execute(f"UPDATE {table} SET {column} = ?", ("changed",))
+        with pytest.raises(Exception, match="immutable"):
+            execute(f"DELETE FROM {table}")
+        assert store.counts() == before
+        assert execute(f"SELECT COUNT(*) FROM {table} WHERE {column} = ?", ("changed",))[0][0] == 0
+        store.ingest(alert_batch(run, "ZTF24imm2", 6, [datapoint("ZTF24imm2", 0)]))  # the store still works
+        assert store.counts()["alerts"] == 2
+
+    def test_reads_do_not_wait_for_a_writer(self, store: SqlStore, open_extra: Callable[[], Store]) -> None:
         """Workers share a store: one's write transaction must not stall the others' reads."""
         run = self.run_id(store)
         self.ingest_tickets(store, run, 1)
@@ -458,8 +500,8 @@ class StoreContract:
             reader.next_ticket_time()
             seconds.append(time.perf_counter() - started)
 
-        with store.transaction() as cursor:  # type: ignore[attr-defined]
-            cursor.execute(store.sql("INSERT INTO stock_tags (stock, tag) VALUES (?, ?)"), (1, "busy"))  # type: ignore[attr-defined]
+        with store.transaction() as cursor:
+            cursor.execute(store.sql("INSERT INTO stock_tags (stock, tag) VALUES (?, ?)"), (1, "busy"))
             thread = threading.Thread(target=read)
             thread.start()
             thread.join(5.0)
@@ -467,12 +509,3 @@ class StoreContract:
         thread.join()
         assert finished_during_write, f"reads waited {seconds[0]:.1f} s for the writer's transaction to end"
 
-    # --- T3 --------------------------------------------------------------------------------
-    def test_reports(self, store: Store) -> None:
-        run = self.run_id(store)
-        store.add_report(run, "CH", "T3TableReport", "t" * 64, {"rows": 2, "table": [{"a": 1}, {"a": None}]})
-        store.add_report(run, None, "T3JsonExport", "u" * 64, {"written": "x.json"})
-        assert store.reports(run) == [  # type: ignore[attr-defined]
-            ("CH", "T3TableReport", {"rows": 2, "table": [{"a": 1}, {"a": None}]}),
-            (None, "T3JsonExport", {"written": "x.json"})]
-        assert store.counts()["reports"] == 2

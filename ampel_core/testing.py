@@ -26,11 +26,14 @@ from typing import Any
 import pluggy
 import pytest
 
-from ampel_core import core_plugin, plugins
+from ampel_core import _core_plugin, plugins
 from ampel_core.models import DataPoint
 from ampel_core.registry import Component, Registry, build_config, dump_yaml, get_registry
 from ampel_core.units import StateUnit, T2Unit, TiedStateUnit, Unit, build_unit
 from ampel_core.views import StateView, StockView
+
+__all__ = ["TEST_DISTRIBUTION", "ampel_config", "ampel_manager", "register_plugin", "register_units", "run_unit",
+           "shared_data", "shared_data_dir", "state_view", "stock_view"]
 
 TEST_DISTRIBUTION = "local-test"
 
@@ -39,7 +42,7 @@ TEST_DISTRIBUTION = "local-test"
 def ampel_manager() -> Iterator[pluggy.PluginManager]:
     previous = plugins._manager
     manager = plugins.new_manager()
-    plugins.register(manager, core_plugin, plugins.CORE_DISTRIBUTION)
+    plugins.register(manager, _core_plugin, plugins.CORE_DISTRIBUTION)
     plugins.set_manager(manager)
     try:
         yield manager

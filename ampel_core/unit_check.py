@@ -39,6 +39,9 @@ from ampel_core.views import StateView, StockView
 if TYPE_CHECKING:
     from ampel_core.registry import Registry
 
+__all__ = ["EXCEPTION", "INVALID", "NON_FINITE", "NOT_JSON", "PROBLEM_KINDS", "CheckReport", "Problem",
+           "assert_unit_contract", "check_unit", "non_finite_paths", "read_alerts"]
+
 EXCEPTION = "exceptions"
 INVALID = "invalid outputs"
 NOT_JSON = "non-JSON-able outputs"

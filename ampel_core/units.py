@@ -24,6 +24,10 @@ from ampel_core.models import Alert, DataPoint
 if TYPE_CHECKING:
     from ampel_core.views import StateView, StockView
 
+__all__ = ["JSON", "UNIT_BASES", "AlertFilter", "Combiner", "PointUnit", "ReactUnit", "Reject", "StateUnit",
+           "StockUnit", "T2Unit", "TiedStateUnit", "Unit", "UnitConfigError", "UnitRef", "build_unit",
+           "config_schema", "unit_kind"]
+
 JSON = dict[str, Any]
 
 

@@ -11,6 +11,8 @@ from ampel_core.models import PHOTOMETRY_FIELDS, DataPoint
 if TYPE_CHECKING:
     from astropy.table import Table
 
+__all__ = ["StateView", "StockView", "light_curve_table", "lookup"]
+
 
 def light_curve_table(datapoints: tuple[DataPoint, ...] | list[DataPoint], upper_limits: bool = False) -> Table:
     """The datapoints as an astropy Table sorted by time, one column per standard photometry field

@@ -8,10 +8,10 @@ import pytest
 
 from ampel_core.sqlite_store import SqliteStore
 from ampel_core.store import StoreError
-from ampel_core.store_contract import StoreContract, alert_batch, datapoint
+from ampel_core.store_contract import SqlStoreContract, alert_batch, datapoint
 
 
-class TestSqliteStore(StoreContract):
+class TestSqliteStore(SqlStoreContract):
     @pytest.fixture
     def store_url(self, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path}/store.db"

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ampel_core import core_plugin, plugins
+from ampel_core import _core_plugin, plugins
 from ampel_core.alerts import FileSource
 from ampel_core.drivers import run_job
 from ampel_core.jobs import load_job
@@ -73,7 +73,7 @@ def main() -> None:
         raise SystemExit(f"no alerts at {alerts}: pass --alerts PATH")
 
     manager = plugins.new_manager()  # only the core and this plugin: other plugins cannot skew it
-    plugins.register(manager, core_plugin, plugins.CORE_DISTRIBUTION)
+    plugins.register(manager, _core_plugin, plugins.CORE_DISTRIBUTION)
     from ampel_lsst import plugin as lsst_plugin
 
     plugins.register(manager, lsst_plugin, "ampel-plugin-lsst")

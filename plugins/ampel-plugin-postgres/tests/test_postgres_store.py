@@ -52,18 +52,6 @@ def test_concurrent_openers_create_the_schema_once(postgres_store_url: str) -> N
     store.close()
 
 
-def test_older_schema_is_upgraded_by_its_migrations(postgres_store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    open_store(postgres_store_url).close()
-    monkeypatch.setattr(pg, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    with pytest.raises(StoreError, match="no upgrade path"):
-        open_store(postgres_store_url)
-    monkeypatch.setattr(pg, "MIGRATIONS", {SCHEMA_VERSION: ["ALTER TABLE runs ADD COLUMN note TEXT"]})
-    store = open_store(postgres_store_url)
-    assert store.execute("SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION + 1),)]  # type: ignore[attr-defined]
-    assert store.execute("SELECT note FROM runs") == []  # type: ignore[attr-defined]
-    store.close()
-
-
 def test_truncate_of_immutable_tables_is_refused(postgres_store_url: str) -> None:  # noqa: F811
     store = open_store(postgres_store_url)
     store.ingest(alert_batch(store.start_run("d" * 64, {}, {}), "ZTF24trunc", 1, [datapoint("ZTF24trunc", 0)]))

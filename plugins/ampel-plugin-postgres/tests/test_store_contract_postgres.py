@@ -2,11 +2,11 @@
 
 import pytest
 
-from ampel_core.store_contract import StoreContract
+from ampel_core.store_contract import SqlStoreContract
 from ampel_postgres.testing import postgres_store_url, postgres_url  # noqa: F401 - fixtures
 
 
-class TestPostgresStore(StoreContract):
+class TestPostgresStore(SqlStoreContract):
     @pytest.fixture
     def store_url(self, postgres_store_url: str) -> str:  # noqa: F811
         return postgres_store_url

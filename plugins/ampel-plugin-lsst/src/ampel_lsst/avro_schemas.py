@@ -17,6 +17,9 @@ from typing import Any, cast
 import fastavro
 import orjson
 
+__all__ = ["ELASTICC_SCHEMAS", "LSST_SCHEMAS", "MAX_BLOCK", "RUBIN_REGISTRY_IDS", "SCHEMA_DIR", "SHIPPED_SCHEMAS",
+           "ContainerReader", "check_name", "container_schema_name", "describe", "load", "read_exact"]
+
 SCHEMA_DIR = Path(__file__).with_name("schemas")
 
 # Newest first: the order in which a schemaless body of unknown schema is tried.

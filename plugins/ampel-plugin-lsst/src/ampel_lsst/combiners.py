@@ -11,6 +11,8 @@ from ampel_core.models import DataPoint
 from ampel_core.units import Combiner
 from ampel_lsst.datapoints import TAG_DETECTION, TAG_FORCED, TAG_OBJECT, TAG_UPPER_LIMIT
 
+__all__ = ["LSSTPhotometryCombiner"]
+
 
 class LSSTPhotometryCombiner(Combiner):
     """A state of the chosen kinds: detections (``LSST_DP``), forced photometry (``LSST_FP``),

@@ -29,6 +29,11 @@ import orjson
 
 from ampel_core.models import DataPoint, content_id
 
+__all__ = ["BANDS", "ELASTICC_FIELDS", "KIND_FORCED", "KIND_UPPER_LIMIT", "MAG_PER_LN", "OBJECT_EPOCH_FIELDS",
+           "RUBIN_FIELDS", "TAG_DETECTION", "TAG_ELASTICC", "TAG_FORCED", "TAG_OBJECT", "TAG_SOLAR_SYSTEM",
+           "TAG_SURVEY", "TAG_UPPER_LIMIT", "ZP", "ZPSYS", "FieldNames", "detection", "dia_object", "field_names",
+           "forced", "upper_limit"]
+
 ZP = 31.4  # AB magnitude of 1 nJy
 ZPSYS = "ab"
 MAG_PER_LN = 2.5 / math.log(10)  # mag_err = MAG_PER_LN * flux_err / flux

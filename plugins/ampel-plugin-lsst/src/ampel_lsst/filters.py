@@ -12,6 +12,8 @@ from ampel_core.models import Alert, DataPoint
 from ampel_core.units import AlertFilter, Reject
 from ampel_lsst.datapoints import TAG_DETECTION, TAG_SOLAR_SYSTEM
 
+__all__ = ["SimpleLSSTFilter", "detections", "signal_to_noise"]
+
 
 def detections(alert: Alert) -> list[DataPoint]:
     """The alert's detections (diaSources), trigger first."""

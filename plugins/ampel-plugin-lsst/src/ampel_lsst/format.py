@@ -30,6 +30,9 @@ from ampel_lsst.datapoints import (
     ELASTICC_FIELDS, TAG_ELASTICC, TAG_SOLAR_SYSTEM, TAG_SURVEY, field_names,
 )
 
+__all__ = ["AVRO_MAGIC", "CUTOUTS", "EXTRA_FIELDS", "GZIP_MAGIC", "PARQUET_MAGIC", "WIRE_HEADER",
+           "ElasticcAlertFormat", "LSSTAlertFormat", "stock_of"]
+
 AVRO_MAGIC = b"Obj\x01"
 PARQUET_MAGIC = b"PAR1"
 GZIP_MAGIC = b"\x1f\x8b"

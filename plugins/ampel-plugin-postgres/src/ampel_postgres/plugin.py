@@ -2,6 +2,8 @@
 
 from ampel_core.hookspecs import hookimpl
 
+__all__ = ["ampel_stores"]
+
 
 @hookimpl
 def ampel_stores() -> dict[str, str]:

@@ -11,10 +11,9 @@ Many worker processes on many hosts share one database:
   (its worker died) is claimable again.
 - Immutable tables (`ampel_core.store.IMMUTABLE_TABLES`) refuse UPDATE, DELETE and TRUNCATE in a
   trigger.
-- The schema is created by the first store that opens an empty database and is versioned in the
-  ``meta`` table; opening a database whose schema is newer than this code knows is a `StoreError`,
-  an older one is upgraded by the migrations in `MIGRATIONS` (under an advisory lock, so
-  concurrent openers create or upgrade it once).
+- The schema is created, versioned and upgraded by `ampel_core.store.SqlStore` (one policy for
+  every SQL backend: older stores are upgraded by `ampel_core.store.MIGRATIONS`, newer ones
+  refused); here under an advisory lock, so concurrent openers create or upgrade it once.
 
 Lease times are compared with each host's clock: keep the worker hosts' clocks in sync (NTP).
 """
@@ -28,10 +27,9 @@ from typing import Any
 import psycopg
 from psycopg import conninfo
 
-from ampel_core.store import IMMUTABLE_TABLES, SCHEMA_VERSION, TABLES, SqlStore, StoreError
+from ampel_core.store import IMMUTABLE_TABLES, TABLES, SqlStore, StoreError
 
-# MIGRATIONS[n]: the statements that take a schema from version n to n + 1
-MIGRATIONS: dict[int, list[str]] = {}
+__all__ = ["PostgresStore", "connection_string", "open_store", "redacted"]
 
 _REFUSE_CHANGE = """
 CREATE OR REPLACE FUNCTION ampel_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -89,9 +87,22 @@ class PostgresStore(SqlStore):
             cursor.execute(self.sql(query), params)
             return list(cursor.fetchall()) if cursor.description else []
 
+    def dialect(self, statement: str) -> str:
+        return statement.format(serial="BIGSERIAL PRIMARY KEY", blob="BYTEA")
+
+    def table_exists(self, cursor: Any, table: str) -> bool:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+        return bool(cursor.fetchone()[0])
+
+    def lock_schema(self, cursor: Any) -> None:
+        # one opener at a time per schema creates or upgrades; the others then find it done
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ampel-schema:' || current_schema()))")
+
+    def label(self) -> str:
+        return redacted(self.url)
+
     def schema_statements(self) -> list[str]:
-        tables = TABLES.format(serial="BIGSERIAL PRIMARY KEY", blob="BYTEA")
-        statements = [s.strip() for s in tables.split(";") if s.strip()]
+        statements = [s.strip() for s in self.dialect(TABLES).split(";") if s.strip()]
         statements.append(_REFUSE_CHANGE)
         for table in IMMUTABLE_TABLES:
             statements += [
@@ -103,45 +114,11 @@ class PostgresStore(SqlStore):
         return statements
 
     def create_schema(self) -> None:
-        """Create the schema in an empty database, upgrade an older one, refuse a newer one."""
         try:
-            self._create_or_upgrade()
+            super().create_schema()
         except BaseException:
             self.conn.close()
             raise
-
-    def _create_or_upgrade(self) -> None:
-        with self.transaction() as cursor:
-            # one opener at a time per schema creates or upgrades; the others then find it done
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ampel-schema:' || current_schema()))")
-            version = self._stored_version(cursor)
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{redacted(self.url)} has store schema version {version}, newer than this "
-                                 f"ampel-core understands ({SCHEMA_VERSION}): upgrade ampel-core and ampel-plugin-postgres")
-            if version == SCHEMA_VERSION:
-                return
-            if version == 0:
-                for statement in self.schema_statements():
-                    cursor.execute(statement)
-            else:
-                for step in range(version, SCHEMA_VERSION):
-                    if step not in MIGRATIONS:
-                        raise StoreError(f"{redacted(self.url)} has store schema version {version} and no upgrade "
-                                         f"path to {SCHEMA_VERSION} is known (missing migration from {step})")
-                    for statement in MIGRATIONS[step]:
-                        cursor.execute(statement)
-            cursor.execute("INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
-                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
-
-    @staticmethod
-    def _stored_version(cursor: Any) -> int:
-        """The schema version recorded in ``meta``; 0 for an empty database."""
-        cursor.execute("SELECT to_regclass('meta') IS NOT NULL")
-        if not cursor.fetchone()[0]:
-            return 0
-        cursor.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-        row = cursor.fetchone()
-        return int(row[0]) if row else 0
 
 
 def open_store(url: str) -> PostgresStore:

@@ -18,6 +18,9 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
+__all__ = ["DEFAULT_URL", "postgres_store_url", "postgres_url", "scratch_schema", "server_url", "unreachable_reason",
+           "with_search_path"]
+
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 

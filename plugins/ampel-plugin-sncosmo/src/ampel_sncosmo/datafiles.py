@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+__all__ = ["REMOTE_ROOT", "SHIPPED_DATA_DIR", "DataFileMissing", "Loaded", "SearchPath", "load_bandpass",
+           "load_magsystem", "load_source", "search_path"]
+
 SHIPPED_DATA_DIR = Path(__file__).parent / "data"
 REMOTE_ROOT = "https://sncosmo.github.io/data/"
 

@@ -21,6 +21,9 @@ from ampel_sncosmo.datafiles import SearchPath, load_bandpass, load_magsystem, l
 if TYPE_CHECKING:
     from ampel_core.views import StateView
 
+__all__ = ["DEFAULT_Z_RANGE", "LSST_BANDS", "SDSS_BANDS", "ZTF_BANDS", "DependencyRedshift", "FittedRedshift",
+           "FixedRedshift", "Range", "Redshift", "T2SNCosmoFit"]
+
 ZTF_BANDS = ("ztfg", "ztfr", "ztfi")
 LSST_BANDS = ("lsstu", "lsstg", "lsstr", "lssti", "lsstz", "lssty")
 SDSS_BANDS = ("sdssu", "sdssg", "sdssr", "sdssi", "sdssz")

@@ -2,6 +2,8 @@
 
 from ampel_core.hookspecs import hookimpl
 
+__all__ = ["ampel_units"]
+
 
 @hookimpl
 def ampel_units() -> list[str]:

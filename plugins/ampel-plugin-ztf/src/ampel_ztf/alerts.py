@@ -41,6 +41,10 @@ from ampel_core.models import Alert, DataPoint, LazyDataPoints, content_id
 from ampel_ztf.avro import peek_strings, read_container
 from ampel_ztf.ids import to_stock_id
 
+__all__ = ["BANDS", "CUTOUTS", "FILTER_FIELDS", "MAG_TO_FLUX_ERR", "MJD_OFFSET", "NOT_EXTRA", "PROGRAM_TAGS",
+           "SIGNS", "ZERO_POINT", "ZTFAlertFormat", "detection", "forced_point", "tags", "upper_limit",
+           "upper_limit_id"]
+
 MJD_OFFSET = 2400000.5
 ZERO_POINT = 25.0
 BANDS = {1: "ztfg", 2: "ztfr", 3: "ztfi"}

@@ -35,6 +35,9 @@ except ImportError:  # no wheel for this platform or Python: fastavro decodes
 
 from ampel_core.alerts import AlertDecodeError
 
+__all__ = ["CAVRO_OPTIONS", "CODECS", "FIXED_SIZES", "MAGIC", "MAX_CACHED_SCHEMAS", "PRIMITIVES", "SYNC_SIZE",
+           "Layout", "WriterSchema", "peek_strings", "read_container", "writer_schema"]
+
 MAGIC = b"Obj\x01"
 SYNC_SIZE = 16
 MAX_CACHED_SCHEMAS = 64

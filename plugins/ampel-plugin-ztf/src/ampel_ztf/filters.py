@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ampel_core.models import Alert
 from ampel_core.units import AlertFilter, Reject
 
+__all__ = ["OPERATORS", "Criterion", "ZTFAttributeFilter", "ZTFDecentFilter", "galactic_latitude"]
+
 # the north galactic pole and the galactic longitude of the north celestial pole (J2000, degrees)
 _NGP_RA, _NGP_DEC, _NCP_L = 192.85948, 27.12825, 122.93192
 _NUMBERS = frozenset((int, float))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import string
 
+__all__ = ["LETTERS", "MAX_STOCK_ID", "SPAN", "to_stock_id", "to_ztf_id"]
+
 LETTERS = 7
 SPAN: int = 26**LETTERS
 MAX_STOCK_ID = 100 * SPAN - 1

@@ -6,6 +6,8 @@ from pydantic import Field, model_validator
 
 from ampel_core.kafka import KafkaSource
 
+__all__ = ["PUBLIC_BROKER", "ZTFKafkaSource"]
+
 PUBLIC_BROKER = "public.alerts.ztf.uw.edu:9092"
 
 
