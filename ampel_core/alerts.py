@@ -21,13 +21,14 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from ampel_core.errors import AmpelError
 from ampel_core.models import Alert, DataPoint, content_id
 
 __all__ = ["GZIP_MAGIC", "TAR_SUFFIXES", "AlertDecodeError", "AlertFormat", "AlertSource", "FileSource",
            "JsonAlertFormat", "SourceRecord"]
 
 
-class AlertDecodeError(ValueError):
+class AlertDecodeError(AmpelError, ValueError):
     """Bytes that are not a readable alert; the message is the reason stored with the quarantine."""
 
 

@@ -14,16 +14,11 @@ class AmpelError(RuntimeError):
 
 
 def is_user_error(error: BaseException) -> bool:
-    """Errors about input or installation (not bugs): their message is enough for the user."""
+    """Errors about input or installation (not bugs): their message is enough for the user. Every
+    error of AMPEL's own that a user can act on derives from `AmpelError`."""
     from pydantic import ValidationError
 
-    from ampel_core.plugins import PluginError
-    from ampel_core.registry import RegistryError
-    from ampel_core.store import StoreError
-    from ampel_core.units import UnitConfigError
-
-    return isinstance(error, (AmpelError, PluginError, RegistryError, StoreError, UnitConfigError, ValidationError,
-                              FileNotFoundError))
+    return isinstance(error, (AmpelError, ValidationError, FileNotFoundError))
 
 
 @contextmanager

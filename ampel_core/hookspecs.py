@@ -49,7 +49,10 @@ def ampel_stores() -> dict[str, str]:
 def ampel_config_fragments() -> dict[str, Any]:
     """Config this plugin contributes: ``{"channels": {name: channel}, "aliases": {name: value}}``.
 
-    Channels have the form of a job's channel (see `ampel_core.jobs.ChannelConfig`).
+    Channels have the form of a job's channel (see `ampel_core.jobs.ChannelConfig`); a job uses one
+    by giving its name as a plain string in its ``channels`` list. Aliases are parameters every
+    job has (``${name}`` in a job; the job's own parameters and ``--set`` override them). Two
+    plugins giving one channel or alias name different values are refused (`RegistryError`).
     """
 
 

@@ -2,6 +2,9 @@
 
 ``${name}`` in any string is replaced by the job parameter ``name``; ``--set name=value`` on the
 command line overrides a parameter (values are parsed as YAML, so ``--set limit=10`` is an int).
+Installed plugins contribute through ``ampel_config_fragments``: their *aliases* are parameters
+every job has (a job's own parameters and ``--set`` override them), and their *channels* are used
+by name: a channel given as a plain string in a job is the installed channel of that name.
 """
 
 from __future__ import annotations
@@ -142,6 +145,15 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return overrides
 
 
+def _installed_channel(channel: Any, installed: dict[str, Any], label: str) -> Any:
+    if not isinstance(channel, str):
+        return channel
+    if channel not in installed:
+        raise AmpelError(f"{label}: channel '{channel}' is not an installed channel (installed: "
+                         f"{', '.join(sorted(installed)) or 'none'}); give its definition instead of its name")
+    return {**installed[channel], "name": channel}
+
+
 def load_job(source: str | Path | dict[str, Any], overrides: dict[str, Any] | None = None,
              store: str | None = None) -> Job:
     """Read, substitute and validate a job; AmpelError names the file and each bad field."""
@@ -160,7 +172,12 @@ def load_job(source: str | Path | dict[str, Any], overrides: dict[str, Any] | No
             raise AmpelError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(document, dict):
         raise AmpelError(f"{label}: a job is a YAML mapping (name, store, channels, tasks)")
-    parameters = {**document.get("parameters", {}), **(overrides or {})}
+    from ampel_core.registry import get_registry
+
+    installed = get_registry()
+    parameters = {**installed.aliases, **document.get("parameters", {}), **(overrides or {})}
+    document = {**document, "channels": [_installed_channel(c, installed.channels, label)
+                                         for c in document.get("channels") or []]}
     document = substitute({**document, "parameters": {}}, parameters)
     document["parameters"] = parameters
     if store:

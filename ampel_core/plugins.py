@@ -12,6 +12,7 @@ from importlib import metadata
 import pluggy
 
 from ampel_core import hookspecs
+from ampel_core.errors import AmpelError
 
 __all__ = ["CORE_DISTRIBUTION", "ENTRY_POINT_GROUP", "PluginError", "PluginInfo", "core_version", "discover",
            "get_manager", "new_manager", "register", "set_manager"]
@@ -20,7 +21,7 @@ ENTRY_POINT_GROUP = "ampel"
 CORE_DISTRIBUTION = "ampel-core"
 
 
-class PluginError(RuntimeError):
+class PluginError(AmpelError):
     """A plugin could not be loaded or registered; the message names distribution and cause."""
 
 

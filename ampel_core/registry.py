@@ -21,13 +21,14 @@ import pluggy
 if TYPE_CHECKING:
     from ampel_core.units import Unit
 
+from ampel_core.errors import AmpelError
 from ampel_core.plugins import _requires_core, core_version, get_manager
 
 __all__ = ["Component", "Registry", "RegistryError", "build_config", "check_config", "dump_yaml", "get_registry",
            "import_object", "load_config", "require_current_config", "unit_entry", "write_atomically"]
 
 
-class RegistryError(RuntimeError):
+class RegistryError(AmpelError):
     """Installed plugins conflict, or a component cannot be found or imported."""
 
 
@@ -92,10 +93,21 @@ class Registry:
                     provided = {path.rpartition(":")[2].rpartition(".")[2]: path for path in provided}
                 for name, path in (provided or {}).items():
                     registry._add(target, hook_name, name, path, impl.plugin_name)
+        owners: dict[tuple[str, str], str] = {}
         for impl in manager.hook.ampel_config_fragments.get_hookimpls():
             fragment = cast(dict[str, Any], impl.function() or {})
-            registry.channels.update(fragment.get("channels", {}))
-            registry.aliases.update(fragment.get("aliases", {}))
+            unknown = set(fragment) - {"channels", "aliases"}
+            if unknown:
+                raise RegistryError(f"{impl.plugin_name}: ampel_config_fragments returned {sorted(unknown)}; "
+                                    "a fragment has only 'channels' and 'aliases'")
+            for kind in ("channels", "aliases"):
+                target: dict[str, Any] = getattr(registry, kind)
+                for name, value in fragment.get(kind, {}).items():
+                    other = owners.setdefault((kind, name), impl.plugin_name)
+                    if name in target and target[name] != value:
+                        raise RegistryError(f"{'channel' if kind == 'channels' else 'alias'} '{name}' from {other} and {impl.plugin_name} differ: two "
+                                            f"{kind} with one name; rename one or uninstall one")
+                    target[name] = value
         return registry
 
     def _add(self, target: dict[str, Component], hook: str, name: str, path: str, dist: str) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ampel_core.errors import AmpelError
 from ampel_core.models import Alert, DataPoint
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ __all__ = ["JSON", "UNIT_BASES", "AlertFilter", "Combiner", "PointUnit", "ReactU
 JSON = dict[str, Any]
 
 
-class UnitConfigError(ValueError):
+class UnitConfigError(AmpelError, ValueError):
     """A unit's configuration is invalid; the message names the unit and each bad field."""
 
 

@@ -14,6 +14,7 @@ import sys
 import textwrap
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -184,3 +185,37 @@ def test_a_job_refuses_to_run_against_a_stale_config(tiny_plugin: Path, tmp_path
     assert refused.returncode == 2
     assert (f"error: the config {config} is stale (plugin ampel-plugin-tiny: version 0.2.0 -> 0.3.1); rebuild it "
             f"with `ampel config build -o {config}`") in refused.stderr
+
+
+class Fragments:
+    """A plugin contributing a channel and an alias."""
+
+    def __init__(self, channels: dict[str, Any], aliases: dict[str, Any]) -> None:
+        self.fragment = {"channels": channels, "aliases": aliases}
+
+    @hookimpl
+    def ampel_config_fragments(self) -> dict[str, Any]:
+        return self.fragment
+
+
+def test_config_fragments_give_jobs_installed_channels_and_parameters(register_plugin: Any, tmp_path: Path) -> None:
+    from ampel_core.drivers import run_job
+    from ampel_core.errors import AmpelError
+    from ampel_core.jobs import load_job
+    from ampel_core.registry import RegistryError
+
+    channel = {"filter": {"unit": "MinDetectionsFilter", "config": {"min_detections": "${min_detections}"}}}
+    register_plugin(Fragments({"THREE": channel}, {"min_detections": 3}), "ampel-plugin-fragments")
+    alerts = Path(__file__).parent / "data" / "ztf_sample.jsonl"
+    document = {"store": f"sqlite:///{tmp_path / 's.db'}", "channels": ["THREE", {"name": "ALL"}],
+                "tasks": [{"tier": 0, "source": {"name": "files", "config": {"paths": [str(alerts)]}},
+                           "format": {"name": "json"}}]}
+    job = load_job(document)
+    assert job.channels[0].name == "THREE" and job.channels[0].filter.config == {"min_detections": 3}
+    assert load_job(document, {"min_detections": 5}).channels[0].filter.config == {"min_detections": 5}
+    summary = run_job(job)
+    assert summary.accepted["ALL"] == summary.alerts and 0 < summary.accepted["THREE"] < summary.alerts
+    with pytest.raises(AmpelError, match=r"channel 'NOPE' is not an installed channel \(installed: THREE\)"):
+        load_job({**document, "channels": ["NOPE"]})
+    with pytest.raises(RegistryError, match=r"alias 'min_detections' from ampel-plugin-fragments and other-plugin differ"):
+        register_plugin(Fragments({}, {"min_detections": 4}), "other-plugin")
