@@ -101,13 +101,13 @@ class Registry:
                 raise RegistryError(f"{impl.plugin_name}: ampel_config_fragments returned {sorted(unknown)}; "
                                     "a fragment has only 'channels' and 'aliases'")
             for kind in ("channels", "aliases"):
-                target: dict[str, Any] = getattr(registry, kind)
+                contributed: dict[str, Any] = getattr(registry, kind)
                 for name, value in fragment.get(kind, {}).items():
                     other = owners.setdefault((kind, name), impl.plugin_name)
-                    if name in target and target[name] != value:
+                    if name in contributed and contributed[name] != value:
                         raise RegistryError(f"{'channel' if kind == 'channels' else 'alias'} '{name}' from {other} and {impl.plugin_name} differ: two "
                                             f"{kind} with one name; rename one or uninstall one")
-                    target[name] = value
+                    contributed[name] = value
         return registry
 
     def _add(self, target: dict[str, Component], hook: str, name: str, path: str, dist: str) -> None:

@@ -311,10 +311,11 @@ def _check_points(unit: PointUnit, alerts: Sequence[Alert], runner: _Runner) -> 
 def _check_states(unit: StateUnit | StockUnit | TiedStateUnit, alerts: Sequence[Alert], runner: _Runner,
                   edge_cases: bool, registry: Registry | None) -> None:
     for label, alert, points in _state_inputs(alerts, edge_cases):
-        subject = _stock_view(alert, points) if unit.link == "stock" else _state_view(alert, points)
-        dependencies = None
+        state = _state_view(alert, points)
+        subject = _stock_view(alert, points) if unit.link == "stock" else state
+        dependencies: dict[str, Any] | str | None = None
         if isinstance(unit, TiedStateUnit):
-            dependencies = _dependency_results(unit, subject, alert, registry)
+            dependencies = _dependency_results(unit, state, alert, registry)
             if isinstance(dependencies, str):
                 runner.report.add(EXCEPTION, label, dependencies)
                 continue
@@ -329,11 +330,12 @@ def _dependency_results(unit: TiedStateUnit, state: StateView, alert: Alert,
     registry = registry or get_registry()
     results: dict[str, Any] = {}
     for dependency in configure_dependencies(registry, unit):
-        inner: dict[str, Any] | str | None = None
+        inner: dict[str, Any] | None = None
         if isinstance(dependency.unit, TiedStateUnit):
-            inner = _dependency_results(dependency.unit, state, alert, registry)
-            if isinstance(inner, str):
-                return inner
+            found = _dependency_results(dependency.unit, state, alert, registry)
+            if isinstance(found, str):
+                return found
+            inner = found
         subject = _stock_view(alert, state.datapoints) if isinstance(dependency.unit, StockUnit) else state
         if not isinstance(dependency.unit, (StateUnit, StockUnit, TiedStateUnit)):
             return f"dependency {dependency.name} is not a state, tied or stock unit"

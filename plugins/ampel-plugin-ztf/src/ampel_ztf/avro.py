@@ -70,8 +70,9 @@ def _layout(document: dict[str, Any]) -> Layout:
     layout: list[tuple[str, str | tuple[str, ...]]] = []
     for field in document.get("fields", ()):
         kind = field.get("type") if isinstance(field, dict) else None
-        kinds = [(k.get("type") if isinstance(k, dict) else k) for k in (kind if isinstance(kind, list) else [kind])]
-        if not all(isinstance(k, str) and k in PRIMITIVES for k in kinds):
+        found = [(k.get("type") if isinstance(k, dict) else k) for k in (kind if isinstance(kind, list) else [kind])]
+        kinds = [k for k in found if isinstance(k, str) and k in PRIMITIVES]
+        if len(kinds) != len(found):
             break
         layout.append((str(field.get("name")), tuple(kinds) if isinstance(kind, list) else kinds[0]))
     return tuple(layout)
