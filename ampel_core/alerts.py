@@ -3,6 +3,9 @@
 A *source* yields `SourceRecord`s (an origin string naming where the bytes came from, and the bytes).
 An *alert format* decodes one record's bytes into alerts; it raises `AlertDecodeError` with a reason
 for bytes it cannot read, and the runtime quarantines the record with that reason and its bytes.
+A record that holds several alerts (an Avro container, a Parquet file) of which only some cannot be
+decoded raises `PartialDecodeError` instead: the runtime ingests its good alerts and quarantines
+each bad one alone (a `RejectedRecord`).
 Sources that need acknowledgement (Kafka) get `commit()` once everything yielded so far is durably
 ingested.
 """
@@ -33,6 +36,38 @@ class AlertDecodeError(AmpelError, ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """One record inside a payload that could not be decoded, to be quarantined on its own.
+
+    ``origin`` is the payload's origin plus ``#<index>``, the record's position in the payload
+    (from 0); ``payload`` is that record's own bytes where the format can cut them out (e.g. a
+    one-record Avro container), else the whole payload's bytes.
+    """
+
+    origin: str
+    reason: str
+    payload: bytes
+
+
+class PartialDecodeError(AlertDecodeError):
+    """Some records of a multi-record payload could not be decoded, the others could.
+
+    ``alerts`` are the decoded alerts (to be ingested as if `decode` had returned them),
+    ``rejects`` one `RejectedRecord` per failing record (to be quarantined). A runtime that does
+    not know this subclass quarantines the whole payload with the message, which lists every
+    reject's reason, exactly as for any AlertDecodeError: nothing is lost either way.
+    """
+
+    def __init__(self, origin: str, alerts: list[Alert], rejects: list[RejectedRecord]) -> None:
+        self.origin, self.alerts, self.rejects = origin, alerts, rejects
+        super().__init__(f"{origin}: {len(rejects)} record(s) could not be decoded, {len(alerts)} alert(s) could: "
+                         + "; ".join(reject.reason for reject in rejects))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable across worker processes despite the extra arguments
+        return (type(self), (self.origin, self.alerts, self.rejects))
+
+
+@dataclass(frozen=True, slots=True)
 class SourceRecord:
     origin: str
     payload: bytes
@@ -41,7 +76,11 @@ class SourceRecord:
 @runtime_checkable
 class AlertFormat(Protocol):
     def decode(self, payload: bytes, origin: str) -> list[Alert]:
-        """All alerts in ``payload``; AlertDecodeError with a reason if it cannot be read."""
+        """All alerts in ``payload``.
+
+        Raises AlertDecodeError with a reason if it cannot be read; PartialDecodeError (a subclass)
+        carrying the good alerts and the rejected records when only some records of it can.
+        """
         ...
 
 

@@ -91,6 +91,13 @@ def read_exact(body: bytes, name: str) -> dict[str, Any]:
     return record
 
 
+def container_of(writer_schema: Any, record: Any) -> bytes:
+    """A one-record Avro container file (null codec) of ``record`` under ``writer_schema`` (JSON)."""
+    out = io.BytesIO()
+    fastavro.writer(out, writer_schema, [record])
+    return out.getvalue()
+
+
 # The header of an Avro object container file (Avro specification, "Object Container Files").
 _HEADER = fastavro.parse_schema({"type": "record", "name": "org.apache.avro.file.Header", "fields": [
     {"name": "magic", "type": {"type": "fixed", "name": "Magic", "size": 4}},

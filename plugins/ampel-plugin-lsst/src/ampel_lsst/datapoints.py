@@ -3,6 +3,8 @@
 Photometry: time is the exposure mid-point in MJD (TAI, as the survey gives it); band ``u…y`` (ELAsTiCC:
 ``u…Y``) becomes ``lsstu…lssty``; flux and flux_err are the PSF difference flux in nJy, so
 ``zp = 31.4`` (AB): ``mag = 31.4 - 2.5 log10(flux)``. mag and mag_err are derived where flux > 0.
+A null band (Rubin's schemas allow it) becomes ``""``: the datapoint is kept but, like the diaObject,
+is no detection and is left out of light curves; any other unknown band is a ValueError.
 
 | record | datapoint id | tags |
 |---|---|---|
@@ -85,6 +87,8 @@ def _finite(value: Any) -> float | None:
 
 def _band(record: Mapping[str, Any], names: FieldNames) -> str:
     band = record[names.band]
+    if band is None:  # nullable in Rubin's schemas: kept, without a band, so out of light curves
+        return ""
     try:
         return BANDS[band]
     except (KeyError, TypeError):

@@ -73,7 +73,7 @@ class SimpleLSSTFilter(AlertFilter):
         found = detections(alert)
         if len(found) < self.min_detections:
             return Reject(-5, f"{len(found)} detections < {self.min_detections}")
-        bands = {dp.band for dp in found}
+        bands = {dp.band for dp in found if dp.band}  # a null band is no band
         if len(bands) < self.min_bands:
             return Reject(-6, f"{len(bands)} bands < {self.min_bands}")
         if self.min_time_span is not None or self.max_time_span is not None:

@@ -12,6 +12,10 @@ One payload may be (after gunzip, if gzipped):
   trying the shipped schemas as above;
 - a Parquet file (``PAR1``) whose rows are alert records, as Fink exports them (needs pyarrow).
 
+A record of a container or Parquet file that does not make an alert does not cost its siblings:
+`decode` raises `PartialDecodeError` with the others' alerts and that record alone (origin
+``<origin>#<index>``, its bytes as a one-record container or Parquet file).
+
 See `ampel_lsst.datapoints` for how records become datapoints, and docs/lsst.md.
 """
 
@@ -19,11 +23,12 @@ from __future__ import annotations
 
 import gzip
 import io
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from ampel_core.alerts import AlertDecodeError
+from ampel_core.alerts import AlertDecodeError, PartialDecodeError, RejectedRecord
 from ampel_core.models import Alert, DataPoint, content_id
 from ampel_lsst import avro_schemas, datapoints
 from ampel_lsst.datapoints import (
@@ -121,12 +126,20 @@ class LSSTAlertFormat(BaseModel):
     # decoding ------------------------------------------------------------------------------------
 
     def decode(self, payload: bytes, origin: str) -> list[Alert]:
-        """All alerts in ``payload``; AlertDecodeError with the reason when it cannot be read."""
+        """All alerts in ``payload``, one per record, in order.
+
+        AlertDecodeError with the reason when the payload cannot be read, or when its only record
+        does not make an alert. When some records of a container or Parquet file do not make an
+        alert, PartialDecodeError with the alerts of the others and one `RejectedRecord` per failing
+        record: origin ``<origin>#<index>`` (index from 0), the reason, and that record alone as a
+        one-record Avro container or Parquet file (the whole payload if it cannot be re-encoded).
+        """
         data = self._gunzip(payload, origin)
+        cut: Callable[[int], bytes] | None = None  # one record's own bytes, for multi-record payloads
         if data[:4] == AVRO_MAGIC:
-            records, schema = self._container(data, origin)
+            records, schema, cut = self._container(data, origin)
         elif data[:4] == PARQUET_MAGIC:
-            records, schema = self._parquet(data, origin)
+            records, schema, cut = self._parquet(data, origin)
         elif data[:1] == b"\x00" and len(data) > WIRE_HEADER:
             records, schema = self._wire(data, origin)
         elif data:
@@ -134,13 +147,18 @@ class LSSTAlertFormat(BaseModel):
             records = [record]
         else:
             raise AlertDecodeError(f"{origin}: empty payload")
-        alerts = []
+        alerts, rejects = [], []
         for index, record in enumerate(records):
             try:
                 alerts.append(self.alert(record, schema))
             except Exception as error:  # a record that does not fit the mapping (missing field, bad type)
                 what = f"missing field {error}" if isinstance(error, KeyError) else avro_schemas.describe(error)
-                raise AlertDecodeError(f"{origin}: alert {index} ({schema or 'unknown schema'}): {what}") from None
+                reason = f"{origin}: alert {index} ({schema or 'unknown schema'}): {what}"
+                if len(records) == 1 or cut is None:
+                    raise AlertDecodeError(reason) from None
+                rejects.append(RejectedRecord(f"{origin}#{index}", reason, _own_bytes(cut, index, payload)))
+        if rejects:
+            raise PartialDecodeError(origin, alerts, rejects)
         return alerts
 
     @staticmethod
@@ -152,7 +170,7 @@ class LSSTAlertFormat(BaseModel):
         except Exception as error:  # BadGzipFile, EOFError, zlib.error
             raise AlertDecodeError(f"{origin}: corrupt gzip data: {avro_schemas.describe(error)}") from None
 
-    def _container(self, data: bytes, origin: str) -> tuple[list[dict[str, Any]], str | None]:
+    def _container(self, data: bytes, origin: str) -> tuple[list[dict[str, Any]], str | None, Callable[[int], bytes]]:
         try:
             records, writer_schema = self._containers.read(data)
             schema = avro_schemas.container_schema_name(writer_schema if isinstance(writer_schema, dict) else {})
@@ -165,22 +183,31 @@ class LSSTAlertFormat(BaseModel):
             raise AlertDecodeError(f"{origin}: Avro container holds no alert")
         if not all(isinstance(r, dict) and "diaSource" in r for r in records):
             raise AlertDecodeError(f"{origin}: Avro container does not hold alerts (no 'diaSource' record)")
-        return records, schema
+        return records, schema, lambda index: avro_schemas.container_of(writer_schema, records[index])
 
     @staticmethod
-    def _parquet(data: bytes, origin: str) -> tuple[list[dict[str, Any]], str]:
+    def _parquet(data: bytes, origin: str) -> tuple[list[dict[str, Any]], str, Callable[[int], bytes]]:
         try:
             import pyarrow.parquet  # type: ignore[import-untyped]
         except ImportError:
             raise AlertDecodeError(f"{origin}: Parquet alerts need pyarrow: pip install 'ampel-plugin-lsst[parquet]'") from None
         try:
-            records = pyarrow.parquet.read_table(io.BytesIO(data)).to_pylist()
+            table = pyarrow.parquet.read_table(io.BytesIO(data))
+            records = table.to_pylist()
         except Exception as error:
             raise AlertDecodeError(f"{origin}: unreadable Parquet file: {avro_schemas.describe(error)}") from None
-        if not records or not all(isinstance(r.get("diaSource"), dict) for r in records):
+        # a row whose diaSource is null is one bad record; a file without any is not an alert file
+        source = next((r["diaSource"] for r in records if isinstance(r.get("diaSource"), dict)), None)
+        if source is None:
             raise AlertDecodeError(f"{origin}: Parquet file does not hold alerts (no 'diaSource' column)")
-        family = "elasticc" if "midPointTai" in records[0]["diaSource"] else "lsst"
-        return records, f"{family} (parquet)"
+        family = "elasticc" if "midPointTai" in source else "lsst"
+
+        def one_row(index: int) -> bytes:
+            out = io.BytesIO()
+            pyarrow.parquet.write_table(table.slice(index, 1), out)
+            return out.getvalue()
+
+        return records, f"{family} (parquet)", one_row
 
     def _wire(self, data: bytes, origin: str) -> tuple[list[dict[str, Any]], str]:
         schema_id = int.from_bytes(data[1:WIRE_HEADER], "big")
@@ -242,7 +269,8 @@ class LSSTAlertFormat(BaseModel):
         for limit in record.get("prvDiaNondetectionLimits") or ():
             _add(points, seen, datapoints.upper_limit(limit, stock, names, tags))
         obj = record.get("diaObject")
-        if obj and self.dia_object:
+        # a solar-system alert may carry a diaObject of nulls (or id 0) from a broker's export: no object
+        if obj and self.dia_object and _present(obj.get("diaObjectId")):
             earliest = min(dp.time for dp in points)
             _add(points, seen, datapoints.dia_object(obj, stock, earliest, tags))
 
@@ -255,6 +283,15 @@ class LSSTAlertFormat(BaseModel):
         blobs = {key: record[key] for key in CUTOUTS if self.cutouts and record.get(key)}
         return Alert(id=trigger.id, stock=stock, stock_name=stock_name, datapoints=points, extra=extra, blobs=blobs,
                      tags=tuple(t for t in tags if t != TAG_SURVEY))
+
+
+def _own_bytes(cut: Callable[[int], bytes], index: int, payload: bytes) -> bytes:
+    """Record ``index`` re-encoded on its own; the whole payload if that fails (the origin's
+    ``#index`` then says which record is meant)."""
+    try:
+        return cut(index)
+    except Exception:  # a record the writer refuses (e.g. against a broken writer schema)
+        return payload
 
 
 def _add(points: list[DataPoint], seen: set[int], datapoint: DataPoint) -> None:
