@@ -28,7 +28,7 @@ from ampel_core.errors import AmpelError
 from ampel_core.models import Alert, DataPoint, content_id
 
 __all__ = ["GZIP_MAGIC", "TAR_SUFFIXES", "AlertDecodeError", "AlertFormat", "AlertSource", "FileSource",
-           "JsonAlertFormat", "SourceRecord"]
+           "JsonAlertFormat", "PartialDecodeError", "RejectedRecord", "SourceRecord"]
 
 
 class AlertDecodeError(AmpelError, ValueError):

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
-from ampel_core.alerts import AlertDecodeError, SourceRecord
+from ampel_core.alerts import AlertDecodeError, PartialDecodeError, SourceRecord
 from ampel_core.jobs import T0Task
 from ampel_core.models import Alert, DataPoint, JournalEntry, State
 from ampel_core.provenance import state_id
@@ -65,6 +65,10 @@ class T0Runtime:
         for record in records:
             try:
                 decoded.extend((record.origin, alert) for alert in decode(record.payload, record.origin))
+            except PartialDecodeError as error:  # a container's good alerts ingest, each bad record alone
+                decoded.extend((record.origin, alert) for alert in error.alerts)
+                batch.quarantined.extend((reject.origin, reject.reason, reject.payload) for reject in error.rejects)
+                self.summary.quarantined += len(error.rejects)
             except AlertDecodeError as error:
                 batch.quarantined.append((record.origin, str(error), record.payload))
                 self.summary.quarantined += 1
@@ -217,6 +221,10 @@ class StockPartition:
                 return []
         try:
             alerts: list[Alert] = self.alert_format.decode(payload, origin)
+        except PartialDecodeError as error:  # each partition ingests its own good alerts; one quarantines the rest
+            owner = partition_of(min(stocks), self.count) if stocks else 0
+            mine = [alert for alert in error.alerts if partition_of(alert.stock, self.count) == self.index]
+            raise PartialDecodeError(origin, mine, error.rejects if self.index == owner else []) from None
         except Exception:
             if self.index == (partition_of(min(stocks), self.count) if stocks else 0):
                 raise

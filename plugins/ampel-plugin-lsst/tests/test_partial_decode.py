@@ -381,3 +381,28 @@ def test_null_band_is_kept_without_a_band() -> None:
     alert = FORMAT.decode(out.getvalue(), "nullband")[0]
     assert alert.trigger.band == "" and not alert.trigger.is_detection
     assert all(dp.band == "lsstr" for dp in alert.datapoints[1:3])  # prvDiaSources keep theirs
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_job_ingests_the_good_records_and_quarantines_each_bad_one(
+        real_records: dict[str, dict[str, Any]], tmp_path: Path, workers: int) -> None:
+    from ampel_core.drivers import run_job
+    from ampel_core.jobs import load_job
+    from ampel_core.store import open_store
+
+    kinds = ["object", "sso", "object", "no id", "sso", "bad band", "object"]
+    records = v10_export(real_records, kinds)
+    (tmp_path / "export.avro").write_bytes(container(records, "lsst.v10_0"))
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    summary = run_job(load_job({"store": store, "channels": [{"name": "ALL"}], "tasks": [
+        {"tier": 0, "source": {"name": "files", "config": {"paths": [str(tmp_path / "export.avro")]}},
+         "format": {"name": "lsst"}}]}), workers=workers)
+    assert (summary.records, summary.alerts, summary.quarantined, summary.accepted["ALL"]) == (1, 5, 2, 5)
+    opened = open_store(store)
+    quarantined = opened.quarantined()
+    assert [origin for origin, _, _ in quarantined] == [f"{tmp_path / 'export.avro'}#3", f"{tmp_path / 'export.avro'}#5"]
+    assert opened.counts()["alerts"] == 5
+    for origin, _, payload in quarantined:  # each bad record's own bytes
+        with pytest.raises(AlertDecodeError):
+            FORMAT.decode(payload, origin)
+    opened.close()
