@@ -23,7 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ampel_core.store import IMMUTABLE_TABLES, TABLES, SqlStore, StoreError
+from ampel_core.sql_store import IMMUTABLE_TABLES, TABLES, SqlStore
+from ampel_core.store import StoreError
 
 __all__ = ["PACK_SUFFIX", "SqliteStore", "open_store", "sqlite_path", "store_files"]
 

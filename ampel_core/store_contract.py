@@ -1,7 +1,7 @@
 """The store contract: one pytest suite every store backend must pass.
 
 A backend's test module subclasses `StoreContract` (any backend) or `SqlStoreContract` (backends
-built on `ampel_core.store.SqlStore`) and supplies a ``store_url`` fixture that gives the URL of a
+built on `ampel_core.sql_store.SqlStore`) and supplies a ``store_url`` fixture that gives the URL of a
 fresh, empty store for each test (and removes it afterwards)::
 
     from ampel_core.store_contract import SqlStoreContract
@@ -16,7 +16,7 @@ alone, against the real database: idempotent and atomic ingest, ticket claim / l
 retry / finish, runs, traces, ordering of channel states, results and the journal, stock
 selection, quarantine, blobs and reports. `SqlStoreContract` adds what only SQL can show: the
 database itself refuses changes to immutable rows, the schema version policy (newer refused, older
-upgraded by `ampel_core.store.MIGRATIONS` or refused), and readers that never wait for a writer.
+upgraded by `ampel_core.sql_store.MIGRATIONS` or refused), and readers that never wait for a writer.
 Raw SQL goes through ``store.execute`` with ``?`` placeholders, as `SqlStore` provides.
 """
 
@@ -31,8 +31,9 @@ import pytest
 
 from ampel_core.models import DataPoint, JournalEntry, Result, State, Trace, content_id
 from ampel_core.provenance import make_trace, state_id
-import ampel_core.store
-from ampel_core.store import IMMUTABLE_TABLES, SCHEMA_VERSION, IngestBatch, SqlStore, Store, StoreError, Ticket, TicketSpec, open_store
+import ampel_core.sql_store
+from ampel_core.sql_store import IMMUTABLE_TABLES, SCHEMA_VERSION, SqlStore
+from ampel_core.store import IngestBatch, Store, StoreError, Ticket, TicketSpec, open_store
 
 __all__ = ["SqlStoreContract", "StoreContract", "alert_batch", "datapoint", "ok_result", "trace"]
 
@@ -434,7 +435,7 @@ class StoreContract:
 
 
 class SqlStoreContract(StoreContract):
-    """`StoreContract` plus what SQL backends (`ampel_core.store.SqlStore`) must show in the database."""
+    """`StoreContract` plus what SQL backends (`ampel_core.sql_store.SqlStore`) must show in the database."""
 
     @pytest.fixture
     def store(self, open_extra: Callable[[], Store]) -> SqlStore:
@@ -455,10 +456,10 @@ class SqlStoreContract(StoreContract):
 
     def test_older_schema_is_upgraded_by_its_migrations(self, store: SqlStore, store_url: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(ampel_core.store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+        monkeypatch.setattr(ampel_core.sql_store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
         with pytest.raises(StoreError, match=f"version {SCHEMA_VERSION}.*no upgrade path"):
             open_store(store_url)
-        monkeypatch.setattr(ampel_core.store, "MIGRATIONS", {SCHEMA_VERSION: ["ALTER TABLE runs ADD COLUMN note TEXT"]})
+        monkeypatch.setattr(ampel_core.sql_store, "MIGRATIONS", {SCHEMA_VERSION: ["ALTER TABLE runs ADD COLUMN note TEXT"]})
         upgraded = open_store(store_url)
         assert isinstance(upgraded, SqlStore)
         assert upgraded.execute("SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION + 1),)]

@@ -211,7 +211,7 @@ def full_t0(folders: list[str], channel_count: int, store: str, limit: int | Non
     rows stored (counted after the timed run, but it reads them all: not under t0_instructions)."""
     from ampel_core.drivers import run_job
     from ampel_core.jobs import load_job
-    from ampel_core.store import SqlStore
+    from ampel_core.sql_store import SqlStore
 
     if without:
         ingest = SqlStore.ingest

@@ -1,0 +1,484 @@
+"""`SqlStore`: the public base of SQL store backends, and the schema they share.
+
+`SqlStore` implements the `ampel_core.store.Store` protocol over a DB-API connection in SQL that
+SQLite and PostgreSQL share; a backend supplies the connection, the schema dialect, ticket
+claiming and schema locking (see the class). Immutable tables (datapoints, states, results,
+traces, alerts, journal, channel states) refuse UPDATE and DELETE in the database itself
+(triggers). Every write of a T0 batch happens in one transaction; inserts are idempotent (``ON
+CONFLICT DO NOTHING``), so re-ingesting an alert creates nothing new.
+
+The schema is versioned (`SCHEMA_VERSION`, in the ``meta`` table) in this one place, for every SQL
+backend, with one policy: a store older than the code is upgraded when it is opened, by the
+statements in `MIGRATIONS` (under the backend's schema lock, so concurrent openers upgrade it once),
+or refused with a `StoreError` when no path is known; a store newer than the code is refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+
+from ampel_core.models import DataPoint, JournalEntry, Result, Run, State, Stock, Trace
+from ampel_core.store import IngestBatch, StoreError, Ticket, dumps, dumps_fast
+
+__all__ = ["IMMUTABLE_TABLES", "MIGRATIONS", "SCHEMA_VERSION", "TABLES", "SqlStore", "journal_key"]
+
+SCHEMA_VERSION = 2  # 2: datapoints keyed by (stock, id); a SQLite store keeps alert blobs in a pack file
+
+# MIGRATIONS[n]: the statements that take a schema from version n to n + 1, in the shared SQL of
+# `TABLES` ({serial} and {blob} are filled in per backend). Version 1 stores (before the datapoint
+# key changed) have no upgrade path: re-ingest them.
+MIGRATIONS: dict[int, list[str]] = {}
+
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (id {serial}, job_digest TEXT NOT NULL, job TEXT NOT NULL, environment TEXT NOT NULL,
+    started DOUBLE PRECISION NOT NULL, ended DOUBLE PRECISION, status TEXT NOT NULL, summary TEXT);
+CREATE TABLE IF NOT EXISTS traces (id TEXT PRIMARY KEY, unit TEXT NOT NULL, document TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stocks (id BIGINT PRIMARY KEY, created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS stock_names (stock BIGINT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (stock, name));
+CREATE INDEX IF NOT EXISTS stock_names_name ON stock_names (name);
+CREATE TABLE IF NOT EXISTS stock_channels (stock BIGINT NOT NULL, channel TEXT NOT NULL, PRIMARY KEY (stock, channel));
+CREATE TABLE IF NOT EXISTS stock_tags (stock BIGINT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (stock, tag));
+CREATE TABLE IF NOT EXISTS alerts (id BIGINT PRIMARY KEY, stock BIGINT NOT NULL, run BIGINT NOT NULL, origin TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alert_blobs (alert BIGINT NOT NULL, name TEXT NOT NULL, data {blob} NOT NULL, PRIMARY KEY (alert, name));
+CREATE TABLE IF NOT EXISTS datapoints (id BIGINT NOT NULL, stock BIGINT NOT NULL, tags TEXT NOT NULL, body TEXT NOT NULL,
+    alert BIGINT, run BIGINT, PRIMARY KEY (stock, id));
+CREATE TABLE IF NOT EXISTS states (id TEXT PRIMARY KEY, stock BIGINT NOT NULL, datapoints TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS channel_states (seq {serial}, stock BIGINT NOT NULL, channel TEXT NOT NULL, state TEXT NOT NULL,
+    alert BIGINT, run BIGINT, created DOUBLE PRECISION NOT NULL, UNIQUE (channel, state));
+CREATE INDEX IF NOT EXISTS channel_states_stock ON channel_states (stock, channel);
+CREATE TABLE IF NOT EXISTS tickets (id {serial}, unit TEXT NOT NULL, trace TEXT NOT NULL, link_kind TEXT NOT NULL,
+    link TEXT NOT NULL, version TEXT NOT NULL, stock BIGINT NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, not_before DOUBLE PRECISION NOT NULL DEFAULT 0, lease_until DOUBLE PRECISION,
+    owner TEXT, error TEXT, run BIGINT, created DOUBLE PRECISION NOT NULL, UNIQUE (trace, link_kind, link, version));
+CREATE INDEX IF NOT EXISTS tickets_status ON tickets (status, not_before);
+CREATE TABLE IF NOT EXISTS results (id {serial}, ticket BIGINT, unit TEXT NOT NULL, trace TEXT NOT NULL,
+    link_kind TEXT NOT NULL, link TEXT NOT NULL, stock BIGINT NOT NULL, status TEXT NOT NULL, body TEXT,
+    run BIGINT, created DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS results_link ON results (link, trace);
+CREATE INDEX IF NOT EXISTS results_stock ON results (stock);
+CREATE TABLE IF NOT EXISTS journal (id {serial}, stock BIGINT NOT NULL, tier INTEGER NOT NULL, action TEXT NOT NULL,
+    channel TEXT, trace TEXT, run BIGINT, alert BIGINT, detail TEXT NOT NULL, time DOUBLE PRECISION NOT NULL,
+    dedup TEXT UNIQUE);
+CREATE INDEX IF NOT EXISTS journal_stock ON journal (stock);
+CREATE TABLE IF NOT EXISTS rejected (alert BIGINT NOT NULL, channel TEXT NOT NULL, stock BIGINT NOT NULL, trace TEXT,
+    code INTEGER NOT NULL, reason TEXT NOT NULL, run BIGINT, PRIMARY KEY (alert, channel));
+CREATE TABLE IF NOT EXISTS failed_alerts (alert BIGINT NOT NULL, channel TEXT NOT NULL, stock BIGINT NOT NULL, trace TEXT,
+    error TEXT NOT NULL, run BIGINT, PRIMARY KEY (alert, channel));
+CREATE TABLE IF NOT EXISTS quarantine (id TEXT PRIMARY KEY, origin TEXT NOT NULL, reason TEXT NOT NULL,
+    payload {blob} NOT NULL, run BIGINT);
+CREATE TABLE IF NOT EXISTS reports (id {serial}, run BIGINT NOT NULL, channel TEXT, unit TEXT NOT NULL, trace TEXT NOT NULL,
+    body TEXT, created DOUBLE PRECISION NOT NULL);
+"""
+
+IMMUTABLE_TABLES = ("datapoints", "states", "results", "traces", "alerts", "journal", "channel_states")
+
+
+class SqlStore:
+    """The public base of SQL store backends: the whole `Store` protocol in SQL that SQLite and
+    PostgreSQL share, and the schema's creation and upgrades (`create_schema`).
+
+    A backend sets ``placeholder`` (its DB-API parameter style) and ``claim_lock`` (appended to the
+    ticket-claiming SELECT), and implements `connect`, `dialect`, `schema_statements` and
+    `table_exists`; it may override `transaction` and `execute` (how statements run on its
+    connection), `lock_schema` and `label`.
+    """
+
+    placeholder = "?"
+    claim_lock = ""  # appended to the ticket-claiming SELECT (PostgreSQL: skip rows others are claiming)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn = self.connect()
+        self.create_schema()
+
+    # --- backend-specific ------------------------------------------------------------------
+    def connect(self) -> Any:
+        raise NotImplementedError
+
+    def schema_statements(self) -> list[str]:
+        """Every statement that creates the schema (tables, indexes, immutability triggers)."""
+        raise NotImplementedError
+
+    def dialect(self, statement: str) -> str:
+        """A statement of the shared SQL with this backend's types filled in."""
+        raise NotImplementedError
+
+    def label(self) -> str:
+        """The store's URL for messages (without secrets)."""
+        return self.url
+
+    def table_exists(self, cursor: Any, table: str) -> bool:
+        raise NotImplementedError
+
+    def lock_schema(self, cursor: Any) -> None:
+        """Inside the schema transaction: keep other openers out until it commits (when the
+        transaction itself does not)."""
+
+    # --- plumbing --------------------------------------------------------------------------
+    def sql(self, query: str) -> str:
+        return query if self.placeholder == "?" else query.replace("?", self.placeholder)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        cursor = self.conn.cursor()
+        try:
+            yield cursor
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+        finally:
+            cursor.close()
+
+    def execute(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.transaction() as cursor:
+            cursor.execute(self.sql(query), params)
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def stored_version(self, cursor: Any) -> int:
+        """The schema version recorded in ``meta``; 0 for an empty database."""
+        if not self.table_exists(cursor, "meta"):
+            return 0
+        cursor.execute(self.sql("SELECT value FROM meta WHERE key = ?"), ("schema_version",))
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    def create_schema(self) -> None:
+        """Create the schema in an empty database, upgrade an older one, refuse a newer one (see
+        the module docstring). A store at the current version is only read, never written."""
+        cursor = self.conn.cursor()
+        try:
+            version = self.stored_version(cursor)
+        finally:
+            cursor.close()
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction() as cursor:
+            self.lock_schema(cursor)
+            version = self.stored_version(cursor)  # another opener may have got here first
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.label()} has store schema version {version}, newer than this ampel-core "
+                                 f"understands ({SCHEMA_VERSION}): upgrade ampel-core (and the store's plugin)")
+            if version == SCHEMA_VERSION:
+                return
+            if version == 0:
+                statements = self.schema_statements()
+            else:
+                missing = [step for step in range(version, SCHEMA_VERSION) if step not in MIGRATIONS]
+                if missing:
+                    raise StoreError(f"{self.label()} has store schema version {version}, older than this ampel-core's "
+                                     f"({SCHEMA_VERSION}), and no upgrade path is known (no migration from version "
+                                     f"{missing[0]}): ingest into a new store")
+                statements = [self.dialect(statement) for step in range(version, SCHEMA_VERSION)
+                              for statement in MIGRATIONS[step]]
+            for statement in statements:
+                cursor.execute(statement)
+            cursor.execute(self.sql("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                                    "SET value = excluded.value"), ("schema_version", str(SCHEMA_VERSION)))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # --- runs and traces -------------------------------------------------------------------
+    def start_run(self, job_digest: str, job: dict[str, Any], environment: dict[str, Any]) -> int:
+        rows = self.execute("INSERT INTO runs (job_digest, job, environment, started, status) VALUES (?, ?, ?, ?, ?) "
+                            "RETURNING id", (job_digest, dumps(job), dumps(environment), time.time(), "running"))
+        return int(rows[0][0])
+
+    def end_run(self, run: int, status: str, summary: dict[str, Any]) -> None:
+        self.execute("UPDATE runs SET ended = ?, status = ?, summary = ? WHERE id = ?",
+                     (time.time(), status, dumps(summary), run))
+
+    def _run(self, row: tuple[Any, ...]) -> Run:
+        return Run(id=row[0], job_digest=row[1], job=orjson.loads(row[2]), environment=orjson.loads(row[3]),
+                   started=row[4], ended=row[5], status=row[6], summary=orjson.loads(row[7]) if row[7] else {})
+
+    def get_run(self, run: int) -> Run | None:
+        rows = self.execute("SELECT id, job_digest, job, environment, started, ended, status, summary FROM runs WHERE id = ?", (run,))
+        return self._run(rows[0]) if rows else None
+
+    def runs(self) -> list[Run]:
+        rows = self.execute("SELECT id, job_digest, job, environment, started, ended, status, summary FROM runs ORDER BY id")
+        return [self._run(row) for row in rows]
+
+    def add_traces(self, traces: Iterable[Trace]) -> None:
+        with self.transaction() as cursor:
+            cursor.executemany(self.sql("INSERT INTO traces (id, unit, document) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+                               [(t.id, t.unit, dumps(t.document())) for t in traces])
+
+    def get_trace(self, trace: str) -> Trace | None:
+        rows = self.execute("SELECT id, document FROM traces WHERE id = ?", (trace,))
+        return Trace(id=rows[0][0], **orjson.loads(rows[0][1])) if rows else None
+
+    # --- T0 --------------------------------------------------------------------------------
+    def stored_datapoints(self, stocks: Iterable[int]) -> dict[int, dict[int, tuple[str, ...]]]:
+        """The ids and tags of the stored datapoints of these stocks."""
+        found: dict[int, dict[int, tuple[str, ...]]] = {}
+        stocks = list(stocks)
+        with self.transaction() as cursor:
+            for start in range(0, len(stocks), 500):
+                chunk = stocks[start:start + 500]
+                cursor.execute(self.sql(f"SELECT stock, id, tags FROM datapoints WHERE stock IN ({','.join('?' * len(chunk))})"), chunk)
+                decoded: dict[str, tuple[str, ...]] = {}
+                for stock, dp, tags in cursor.fetchall():
+                    found.setdefault(stock, {})[dp] = decoded.get(tags) or decoded.setdefault(tags, tuple(orjson.loads(tags)))
+        return found
+
+    def ingest(self, batch: IngestBatch) -> None:
+        """Write one T0 batch in one transaction (idempotent)."""
+        ignore = " ON CONFLICT DO NOTHING"
+        with self.transaction() as cursor:
+            def many(query: str, rows: Sequence[Sequence[Any]]) -> None:
+                if rows:
+                    cursor.executemany(self.sql(query), rows)
+
+            many("INSERT INTO quarantine (id, origin, reason, payload, run) VALUES (?, ?, ?, ?, ?)" + ignore,
+                 [(canonical_sha(origin, payload), origin, reason, payload, batch.run)
+                  for origin, reason, payload in batch.quarantined])
+            many("INSERT INTO rejected (alert, channel, stock, trace, code, reason, run) VALUES (?, ?, ?, ?, ?, ?, ?)" + ignore,
+                 [(*row, batch.run) for row in batch.rejected])
+            many("INSERT INTO failed_alerts (alert, channel, stock, trace, error, run) VALUES (?, ?, ?, ?, ?, ?)" + ignore,
+                 [(*row, batch.run) for row in batch.failed])
+            many("INSERT INTO stocks (id, created, updated) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET updated = excluded.updated",
+                 [(stock, now, now) for stock, now in batch.stocks.items()])
+            many("INSERT INTO stock_names (stock, name) VALUES (?, ?)" + ignore, sorted(batch.names))
+            many("INSERT INTO stock_channels (stock, channel) VALUES (?, ?)" + ignore, sorted(batch.channels))
+            many("INSERT INTO stock_tags (stock, tag) VALUES (?, ?)" + ignore, sorted(batch.tags))
+            many("INSERT INTO alerts (id, stock, run, origin) VALUES (?, ?, ?, ?)" + ignore,
+                 [(alert, stock, batch.run, origin) for alert, stock, origin in batch.alerts])
+            self._store_blobs(cursor, batch.blobs)
+            tags: dict[tuple[str, ...], str] = {}  # formats reuse a few tag tuples: encode each once
+            many("INSERT INTO datapoints (id, stock, tags, body, alert, run) VALUES (?, ?, ?, ?, ?, ?)" + ignore,
+                 [(dp.id, dp.stock, tags.get(dp.tags) or tags.setdefault(dp.tags, dumps(dp.tags)), dumps_fast(dp.body()),
+                   alert, batch.run) for dp, alert in batch.datapoints])
+            many("INSERT INTO states (id, stock, datapoints) VALUES (?, ?, ?)" + ignore,
+                 [(s.id, s.stock, dumps(s.datapoints)) for s in batch.states.values()])
+            now = time.time()
+            many("INSERT INTO channel_states (stock, channel, state, alert, run, created) VALUES (?, ?, ?, ?, ?, ?)" + ignore,
+                 [(stock, channel, state, alert, batch.run, now) for stock, channel, state, alert in batch.channel_states])
+            many("INSERT INTO tickets (unit, trace, link_kind, link, version, stock, channel, status, run, created) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)" + ignore,
+                 [(t.unit, t.trace, t.link_kind, t.link, t.version, t.stock, t.channel, batch.run, now) for t in batch.tickets])
+            self._journal(cursor, batch.journal)
+
+    def _store_blobs(self, cursor: Any, blobs: Sequence[tuple[int, str, bytes]]) -> None:
+        if blobs:
+            cursor.executemany(self.sql("INSERT INTO alert_blobs (alert, name, data) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+                               blobs)
+
+    def _journal(self, cursor: Any, entries: Sequence[JournalEntry], dedup: Sequence[str | None] | None = None) -> None:
+        if not entries:
+            return
+        keys = dedup or [journal_key(e) for e in entries]
+        cursor.executemany(self.sql(
+            "INSERT INTO journal (stock, tier, action, channel, trace, run, alert, detail, time, dedup) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
+            [(e.stock, e.tier, e.action, e.channel, e.trace, e.run, e.alert, dumps(e.detail), e.time or time.time(), key)
+             for e, key in zip(entries, keys, strict=True)])
+
+    # --- reading ---------------------------------------------------------------------------
+    def _datapoints(self, rows: Iterable[tuple[Any, ...]]) -> list[DataPoint]:
+        return [DataPoint.from_body(dp, stock, tuple(orjson.loads(tags)), orjson.loads(body)) for dp, stock, tags, body in rows]
+
+    def get_datapoints(self, stock: int, ids: Iterable[int]) -> list[DataPoint]:
+        """The datapoints of ``stock`` with these ids, in the order of ``ids`` (unknown ids left out)."""
+        ids = list(ids)
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows += self.execute("SELECT id, stock, tags, body FROM datapoints WHERE stock = ? AND id IN "
+                                 f"({','.join('?' * len(chunk))})", [stock, *chunk])
+        by_id = {dp.id: dp for dp in self._datapoints(rows)}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def stock_datapoints(self, stock: int) -> list[DataPoint]:
+        return self._datapoints(self.execute("SELECT id, stock, tags, body FROM datapoints WHERE stock = ? ORDER BY id", (stock,)))
+
+    def get_state(self, state: str) -> State | None:
+        rows = self.execute("SELECT id, stock, datapoints FROM states WHERE id = ?", (state,))
+        return State(rows[0][0], rows[0][1], tuple(orjson.loads(rows[0][2]))) if rows else None
+
+    def get_stock(self, stock: int) -> Stock | None:
+        rows = self.execute("SELECT id, created, updated FROM stocks WHERE id = ?", (stock,))
+        if not rows:
+            return None
+        names = tuple(r[0] for r in self.execute("SELECT name FROM stock_names WHERE stock = ? ORDER BY name", (stock,)))
+        channels = tuple(r[0] for r in self.execute("SELECT channel FROM stock_channels WHERE stock = ? ORDER BY channel", (stock,)))
+        tags = tuple(r[0] for r in self.execute("SELECT tag FROM stock_tags WHERE stock = ? ORDER BY tag", (stock,)))
+        return Stock(id=stock, names=names, channels=channels, tags=tags, created=rows[0][1], updated=rows[0][2])
+
+    def find_stock(self, name: str) -> int | None:
+        rows = self.execute("SELECT stock FROM stock_names WHERE name = ?", (name,))
+        if rows:
+            return int(rows[0][0])
+        if (name.lstrip("-").isdigit() and -2**63 <= int(name) < 2**63  # a 64-bit id, else no stock (and no driver error)
+                and self.execute("SELECT id FROM stocks WHERE id = ?", (int(name),))):
+            return int(name)
+        return None
+
+    def channel_states(self, stock: int, channel: str | None = None) -> list[tuple[str, str, int | None, float]]:
+        """(channel, state id, alert, time) of each state a channel saw, oldest first."""
+        query = "SELECT channel, state, alert, created FROM channel_states WHERE stock = ?"
+        params: list[Any] = [stock]
+        if channel:
+            query += " AND channel = ?"
+            params.append(channel)
+        return [tuple(row) for row in self.execute(query + " ORDER BY seq", params)]
+
+    def _result(self, row: tuple[Any, ...]) -> tuple[int, Result]:
+        return row[0], Result(unit=row[1], trace=row[2], link_kind=row[3], link=row[4], stock=row[5], status=row[6],
+                              body=orjson.loads(row[7]) if row[7] is not None else None, run=row[8], created=row[9])
+
+    def results(self, stock: int | None = None, link: str | None = None, run: int | None = None,
+                unit: str | None = None) -> list[tuple[int, Result]]:
+        """(result id, result) matching all given criteria, oldest first."""
+        conditions, params = [], []
+        for column, value in (("stock", stock), ("link", link), ("run", run), ("unit", unit)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = self.execute("SELECT id, unit, trace, link_kind, link, stock, status, body, run, created FROM results"
+                            f"{where} ORDER BY id", params)
+        return [self._result(row) for row in rows]
+
+    def get_result(self, result_id: int) -> Result | None:
+        rows = self.execute("SELECT id, unit, trace, link_kind, link, stock, status, body, run, created FROM results "
+                            "WHERE id = ?", (result_id,))
+        return self._result(rows[0])[1] if rows else None
+
+    def journal(self, stock: int) -> list[JournalEntry]:
+        rows = self.execute("SELECT stock, tier, action, channel, trace, run, alert, detail, time FROM journal "
+                            "WHERE stock = ? ORDER BY id", (stock,))
+        return [JournalEntry(stock=r[0], tier=r[1], action=r[2], channel=r[3], trace=r[4], run=r[5], alert=r[6],
+                             detail=orjson.loads(r[7]), time=r[8]) for r in rows]
+
+    def select_stocks(self, channel: str | None = None, tags: Sequence[str] = (),
+                      updated_after: float | None = None, updated_before: float | None = None) -> list[int]:
+        query, params = "SELECT s.id FROM stocks s", list[Any]()
+        conditions = []
+        if channel:
+            conditions.append("EXISTS (SELECT 1 FROM stock_channels c WHERE c.stock = s.id AND c.channel = ?)")
+            params.append(channel)
+        for tag in tags:
+            conditions.append("EXISTS (SELECT 1 FROM stock_tags t WHERE t.stock = s.id AND t.tag = ?)")
+            params.append(tag)
+        if updated_after is not None:
+            conditions.append("s.updated >= ?")
+            params.append(updated_after)
+        if updated_before is not None:
+            conditions.append("s.updated < ?")
+            params.append(updated_before)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        return [row[0] for row in self.execute(query + where + " ORDER BY s.id", params)]
+
+    def datapoint_origin(self, stock: int, datapoint: int) -> tuple[int | None, int | None]:
+        """(alert, run) that first stored this datapoint."""
+        rows = self.execute("SELECT alert, run FROM datapoints WHERE stock = ? AND id = ?", (stock, datapoint))
+        return (rows[0][0], rows[0][1]) if rows else (None, None)
+
+    def alert_origin(self, alert: int) -> tuple[str, int] | None:
+        rows = self.execute("SELECT origin, run FROM alerts WHERE id = ?", (alert,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def quarantined(self) -> list[tuple[str, str, bytes]]:
+        return [(o, r, bytes(p)) for o, r, p in self.execute("SELECT origin, reason, payload FROM quarantine ORDER BY origin")]
+
+    def alert_blobs(self, alert: int) -> dict[str, bytes]:
+        """The binary parts (e.g. image cutouts) kept for an alert."""
+        return {name: bytes(data) for name, data in self.execute("SELECT name, data FROM alert_blobs WHERE alert = ?", (alert,))}
+
+    def counts(self) -> dict[str, int]:
+        tables = ("stocks", "alerts", "datapoints", "states", "channel_states", "tickets", "results", "journal",
+                  "rejected", "failed_alerts", "quarantine", "reports", "runs")
+        return {table: int(self.execute(f"SELECT COUNT(*) FROM {table}")[0][0]) for table in tables}
+
+    # --- T2 --------------------------------------------------------------------------------
+    def claim_tickets(self, owner: str, limit: int, lease: float, channels: Sequence[str] | None = None) -> list[Ticket]:
+        """Lease up to ``limit`` claimable tickets (pending and due, or with an expired lease) in one
+        statement, so that each ticket goes to one claimer."""
+        now = time.time()
+        channel_clause = f" AND channel IN ({','.join('?' * len(channels))})" if channels else ""
+        rows = self.execute(
+            "UPDATE tickets SET status = 'running', owner = ?, lease_until = ?, attempts = attempts + 1 WHERE id IN "
+            "(SELECT id FROM tickets WHERE ((status = 'pending' AND not_before <= ?) OR (status = 'running' AND lease_until < ?))"
+            f"{channel_clause} ORDER BY id LIMIT ?{self.claim_lock}) "
+            "RETURNING id, unit, trace, link_kind, link, version, stock, channel, attempts, status",
+            (owner, now + lease, now, now, *(channels or ()), limit))
+        return sorted((Ticket(*row) for row in rows), key=lambda t: t.id)
+
+    def finish_ticket(self, ticket: Ticket, result: Result, owner: str) -> bool:
+        """Store the result and close the ticket, unless the lease was lost to another worker
+        (then nothing is written and False is returned)."""
+        now = time.time()
+        status = "done" if result.status == "ok" else "failed"
+        with self.transaction() as cursor:
+            cursor.execute(self.sql("UPDATE tickets SET status = ?, lease_until = NULL, error = ? WHERE id = ? AND owner = ? "
+                                    "AND status = 'running'"),
+                           (status, None if status == "done" else dumps(result.body), ticket.id, owner))
+            if cursor.rowcount != 1:
+                return False
+            cursor.execute(self.sql("INSERT INTO results (ticket, unit, trace, link_kind, link, stock, status, body, run, created) "
+                                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                           (ticket.id, result.unit, result.trace, result.link_kind, result.link, result.stock,
+                            result.status, None if result.body is None else dumps(result.body), result.run, now))
+            self._journal(cursor, [JournalEntry(stock=ticket.stock, tier=2, action=f"t2 {status}", channel=ticket.channel,
+                                                trace=ticket.trace, run=result.run, detail={"unit": ticket.unit,
+                                                "link": ticket.link, "attempt": ticket.attempts}, time=now)],
+                          [f"t2:{ticket.id}:{status}"])
+        return True
+
+    def retry_ticket(self, ticket: Ticket, error: str, not_before: float, owner: str, counts: bool = True) -> None:
+        """Put a claimed ticket back (after an error, or to wait for dependencies when not ``counts``)."""
+        self.execute("UPDATE tickets SET status = 'pending', owner = NULL, lease_until = NULL, error = ?, not_before = ?, "
+                     "attempts = attempts - ? WHERE id = ? AND owner = ?", (error, not_before, 0 if counts else 1, ticket.id, owner))
+
+    def ticket_states(self, trace: str, link_kind: str, link: str) -> list[str]:
+        """Statuses of the tickets of one unit instance on one link (any version)."""
+        return [row[0] for row in self.execute("SELECT status FROM tickets WHERE trace = ? AND link_kind = ? AND link = ?",
+                                               (trace, link_kind, link))]
+
+    def ticket_status(self) -> dict[str, int]:
+        return {status: int(n) for status, n in self.execute("SELECT status, COUNT(*) FROM tickets GROUP BY status")}
+
+    def tickets(self, status: str | None = None) -> list[tuple[int, str, str, str, int, str | None]]:
+        """(id, unit, link, status, attempts, error) of the tickets, in id order."""
+        query = "SELECT id, unit, link, status, attempts, error FROM tickets"
+        rows = self.execute(query + (" WHERE status = ? ORDER BY id" if status else " ORDER BY id"), (status,) if status else ())
+        return [tuple(row) for row in rows]
+
+    def next_ticket_time(self, channels: Sequence[str] | None = None) -> float | None:
+        """When the next pending or leased ticket (of ``channels``, default all) becomes claimable
+        (None: no open ticket)."""
+        channel_clause = f" AND channel IN ({','.join('?' * len(channels))})" if channels else ""
+        rows = self.execute("SELECT MIN(CASE WHEN status = 'pending' THEN not_before ELSE lease_until END) FROM tickets "
+                            f"WHERE status IN ('pending', 'running'){channel_clause}", tuple(channels or ()))
+        return rows[0][0] if rows and rows[0][0] is not None else None
+
+    # --- T3 --------------------------------------------------------------------------------
+    def add_report(self, run: int, channel: str | None, unit: str, trace: str, body: Any) -> None:
+        self.execute("INSERT INTO reports (run, channel, unit, trace, body, created) VALUES (?, ?, ?, ?, ?, ?)",
+                     (run, channel, unit, trace, dumps(body), time.time()))
+
+    def reports(self, run: int) -> list[tuple[str | None, str, Any]]:
+        return [(c, u, orjson.loads(b)) for c, u, b in self.execute("SELECT channel, unit, body FROM reports WHERE run = ? ORDER BY id", (run,))]
+
+
+def canonical_sha(origin: str, payload: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(origin.encode() + b"\0" + payload).hexdigest()
+
+
+def journal_key(entry: JournalEntry) -> str | None:
+    """Deduplication key of T0/T1 journal entries, so re-ingesting an alert adds no line."""
+    if entry.alert is None:
+        return None
+    return f"t{entry.tier}:{entry.alert}:{entry.channel}:{entry.action}"
