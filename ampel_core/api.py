@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ampel_core.compare import flatten
-from ampel_core.errors import AmpelError
+from ampel_core.errors import AmpelError, optional_import
 from ampel_core.store import Store, open_store
 from ampel_core.views import light_curve_table
 
@@ -66,8 +66,7 @@ BAND_COLOURS = {"g": "tab:green", "r": "tab:red", "i": "tab:olive", "u": "tab:pu
 def plot_light_curve(store: Store, stock: int | str, width: float = 8.0, height: float = 5.0) -> Figure:
     """Magnitude light curve per band: detections with error bars, upper limits as downward
     triangles. Returns a matplotlib Figure of ``width`` x ``height`` inches."""
-    import matplotlib
-
+    matplotlib = optional_import("matplotlib", "plot")
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 

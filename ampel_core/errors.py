@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-__all__ = ["AmpelError", "is_user_error", "user_errors"]
+__all__ = ["AmpelError", "is_user_error", "optional_import", "user_errors"]
 
 
 class AmpelError(RuntimeError):
     """An error whose message tells the user what is wrong and what to do."""
+
+
+def optional_import(module: str, extra: str) -> Any:
+    """Import ``module``, an optional dependency, or raise AmpelError naming the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = module.partition(".")[0]
+        raise AmpelError(f"this needs {package}, which is not installed: pip install 'ampel-core[{extra}]'") from None
 
 
 def is_user_error(error: BaseException) -> bool:

@@ -10,7 +10,7 @@ import re
 from dataclasses import asdict
 from typing import Any
 
-from ampel_core.errors import AmpelError
+from ampel_core.errors import AmpelError, optional_import
 from ampel_core.store import Store
 
 __all__ = ["provenance_chain", "to_prov_document"]
@@ -93,9 +93,7 @@ def provenance_chain(store: Store, identifier: str) -> dict[str, Any]:
 def to_prov_document(chain: dict[str, Any]) -> Any:
     """The chain as a W3C PROV document (``prov`` package): results, states, datapoints and alerts
     are entities; T0 ingest and T2 runs are activities; distributions are agents."""
-    from prov.model import ProvDocument
-
-    doc: Any = ProvDocument()  # prov's annotations do not admit plain str attribute keys
+    doc: Any = optional_import("prov.model", "prov").ProvDocument()  # prov's annotations do not admit plain str attribute keys
     doc.add_namespace("ampel", "https://ampelproject.github.io/ns#")
     runs = {}
     for run in chain["runs"]:
