@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ def print_summary(summary: dict[str, Any], title: str = "run summary") -> None:
     table.add_column("count", justify="right")
     rows = [("source records read", summary["records"]), ("alerts decoded", summary["alerts"]),
             ("quarantined (undecodable records)", summary["quarantined"]),
+            ("  of which unreadable (source cut short)", summary["unreadable"]),
             ("alerts ingested (taken by >= 1 channel)", summary["ingested"]),
             ("alerts taken by no channel", summary["unaccepted"])]
     channels = sorted(set(summary["accepted"]) | set(summary["rejected"]) | set(summary["failed"]))
@@ -34,6 +37,10 @@ def print_summary(summary: dict[str, Any], title: str = "run summary") -> None:
     for what, count in rows:
         table.add_row(what, str(count))
     Console(stderr=True).print(table)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 @click.command()
@@ -66,6 +73,7 @@ def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_j
     from ampel_core.jobs import load_job, parse_overrides
 
     parsed = load_job(job_file, parse_overrides(list(overrides)), store)
+    signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: the batch in flight rolls back, the run is recorded
     if config_path:
         from ampel_core.registry import require_current_config
 
@@ -90,6 +98,10 @@ def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_j
     print_summary(summary, parsed.name)
     if summary_json:
         summary_json.write_text(json.dumps(summary, indent=2))
+    if summary["status"] == "incomplete":
+        click.echo(f"warning: run {summary['run']} is incomplete: {summary['unreadable']} source record(s) could not be "
+                   f"read whole (`ampel quarantine list --store {parsed.store} --run {summary['run']}` says why)", err=True)
+        sys.exit(3)
 
 
 @click.command()

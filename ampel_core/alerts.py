@@ -69,8 +69,13 @@ class PartialDecodeError(AlertDecodeError):
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
+    """One record of an alert source. ``error`` says why a record could not be read whole (a
+    truncated archive): the runtime then quarantines ``payload`` (the bytes read) with it,
+    undecoded, and the run is incomplete."""
+
     origin: str
     payload: bytes
+    error: str | None = None
 
 
 @runtime_checkable
@@ -155,16 +160,27 @@ class FileSource(BaseModel):
                 yield SourceRecord(str(path), path.read_bytes())
 
     def _tar_records(self, path: Path) -> Iterator[SourceRecord]:
-        try:
-            with tarfile.open(path, mode="r|*") as archive:
-                for member in archive:
-                    if member.isfile() and fnmatch.fnmatch(Path(member.name).name, self.pattern):
+        """The archive's members; where it ends before its end (a truncated download), one record
+        with the ``error`` "unexpected end of archive at byte N" and the bytes of the member that
+        was cut short: what was read stays, the rest is reported, never silently lost."""
+        last = "its first member"
+        with path.open("rb") as raw:
+            try:
+                with tarfile.open(fileobj=raw, mode="r|*") as archive:
+                    for member in archive:
+                        last = member.name
+                        if not (member.isfile() and fnmatch.fnmatch(Path(member.name).name, self.pattern)):
+                            continue
                         handle = archive.extractfile(member)
-                        if handle is not None:
-                            yield SourceRecord(f"{path}::{member.name}", handle.read())
-        except (tarfile.TarError, OSError, EOFError) as error:
-            # a truncated archive: what was read stays; the rest is reported, not silently lost
-            yield SourceRecord(f"{path}::<unreadable rest of archive>", f"<{error}>".encode())
+                        data = handle.read() if handle is not None else b""
+                        if len(data) < member.size:
+                            raise EOFError(f"member {member.name} cut short ({len(data)} of {member.size} bytes)")
+                        yield SourceRecord(f"{path}::{member.name}", data)
+            except (tarfile.TarError, OSError, EOFError) as error:
+                at = raw.tell()
+                yield SourceRecord(f"{path}::<rest of archive after {last}>", b"",
+                                   f"{path}: unexpected end of archive at byte {at} (of {path.stat().st_size}), in or "
+                                   f"after {last}: {error or type(error).__name__}; the members after it are missing")
 
     def __iter__(self) -> Iterator[SourceRecord]:  # type: ignore[override]  # not pydantic's field iteration
         index, count = self.partition

@@ -34,9 +34,14 @@ def is_user_error(error: BaseException) -> bool:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Print errors a user can act on as ``error: <message>`` and exit 2; let bugs raise."""
+    """Print errors a user can act on as ``error: <message>`` and exit 2; Ctrl-C (or SIGTERM, which
+    commands that run work turn into it) as ``error: interrupted`` with exit 130; let bugs raise."""
     try:
         yield
+    except KeyboardInterrupt:
+        print("error: interrupted (a run in progress is recorded as interrupted; run the command again to "
+              "continue where it stopped)", file=sys.stderr)
+        sys.exit(130)
     except Exception as error:
         if not is_user_error(error):
             raise

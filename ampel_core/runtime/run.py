@@ -33,7 +33,7 @@ Progress = Callable[[str, int], None]
 Report = Callable[[int, dict[str, int]], None]
 """Where a tier's loop reports each finished batch: (tier, the batch's counts)."""
 
-COUNTERS = ("records", "alerts", "quarantined", "ingested", "unaccepted", "tickets_done", "tickets_failed",
+COUNTERS = ("records", "alerts", "quarantined", "unreadable", "ingested", "unaccepted", "tickets_done", "tickets_failed",
             "tickets_retried", "reports", "reports_failed")
 
 
@@ -45,6 +45,7 @@ class RunSummary:
     records: int = 0
     alerts: int = 0
     quarantined: int = 0
+    unreadable: int = 0  # source records that could not be read whole (a truncated archive): the run is incomplete
     ingested: int = 0  # alerts taken by at least one channel
     unaccepted: int = 0  # alerts no channel took (rejected or failed everywhere)
     accepted: Counter[str] = field(default_factory=Counter)
@@ -110,7 +111,8 @@ def recorded_run(store_url: str, document: dict[str, Any], registry: Registry,
                  traces: Iterable[Trace] = ()) -> Iterator[RunSummary]:
     """Record one run of ``document`` (a job, or a worker's settings): start it (its digest, the
     environment, the unit ``traces`` it will use), fire ``ampel_run_started``, yield its summary,
-    and end it with its status (ok, interrupted, failed with its error) and counts however the body
+    and end it with its status (ok; incomplete when source records could not be read whole;
+    interrupted; failed, with its error) and counts however the body
     exits, then fire ``ampel_run_finished``. The store is open only to record: the body opens its own
     connections."""
     summary = RunSummary()
@@ -125,7 +127,7 @@ def recorded_run(store_url: str, document: dict[str, Any], registry: Registry,
     try:
         yield summary
         if summary.status == "running":
-            summary.status = "ok"
+            summary.status = "incomplete" if summary.unreadable else "ok"
     except KeyboardInterrupt:
         summary.status = "interrupted"
         raise

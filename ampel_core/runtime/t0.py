@@ -24,13 +24,13 @@ from ampel_core.models import Alert, DataPoint, JournalEntry, State
 from ampel_core.provenance import state_id
 from ampel_core.registry import Registry
 from ampel_core.runtime.configured import Channel, build_component, verdict
-from ampel_core.runtime.run import Report, RunSummary
+from ampel_core.runtime.run import Report, RunSummary, merge
 from ampel_core.store import IngestBatch, Store, TicketSpec
 from ampel_core.units import AlertFilter, PointUnit, StockUnit
 
 __all__ = ["StockPartition", "T0Runtime", "partition_of", "run_t0"]
 
-_BATCH_COUNTERS = ("records", "alerts", "quarantined", "ingested", "unaccepted")
+_BATCH_COUNTERS = ("records", "alerts", "quarantined", "unreadable", "ingested", "unaccepted")
 
 
 @contextlib.contextmanager
@@ -55,14 +55,28 @@ class T0Runtime:
         self.count_records = count_records  # partitions read every record; one of them counts them
 
     def process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]]) -> None:
-        with _few_collections():
-            self._process(records, decode)
+        """Ingest one batch in one transaction. The run's summary counts the batch only once it is
+        committed, so an interrupted run reports what its store holds."""
+        total, self.summary = self.summary, RunSummary(run=self.summary.run)
+        try:
+            with _few_collections():
+                self._process(records, decode)
+            committed = self.summary
+        finally:
+            self.summary = total
+        merge(total, committed.as_dict())
 
     def _process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]]) -> None:
         batch = IngestBatch(self.run)
         decoded: list[tuple[str, Alert]] = []
         self.summary.records += len(records) if self.count_records else 0
         for record in records:
+            if record.error is not None:  # the source could not read it whole: its bytes so far, and why
+                if self.count_records:  # one partition accounts for it
+                    batch.quarantined.append((record.origin, record.error, record.payload))
+                    self.summary.quarantined += 1
+                    self.summary.unreadable += 1
+                continue
             try:
                 decoded.extend((record.origin, alert) for alert in decode(record.payload, record.origin))
             except PartialDecodeError as error:  # a container's good alerts ingest, each bad record alone
