@@ -231,6 +231,34 @@ class SqlStore:
                     found.setdefault(stock, {})[dp] = decoded.get(tags) or decoded.setdefault(tags, tuple(orjson.loads(tags)))
         return found
 
+    def t0_decisions(self, alerts: Sequence[int], channels: Sequence[str]
+                     ) -> dict[tuple[int, str], tuple[str, str | None, str | None]]:
+        """What earlier runs decided for these alerts in these channels: (alert, channel) ->
+        ('accepted' | 'rejected' | 'failed', the filter's trace, the state it made when accepted).
+        Only alerts already stored are looked up further, so a batch of new alerts costs one query."""
+        found: dict[tuple[int, str], tuple[str, str | None, str | None]] = {}
+        with self.transaction() as cursor:
+            for start in range(0, len(alerts), 500):
+                chunk = list(alerts[start:start + 500])
+                marks = ",".join("?" * len(chunk))
+                cursor.execute(self.sql(f"SELECT id FROM alerts WHERE id IN ({marks})"), chunk)
+                known = [row[0] for row in cursor.fetchall()]
+                if not known:
+                    continue
+                marks = ",".join("?" * len(known))
+                for table, kind in (("rejected", "rejected"), ("failed_alerts", "failed")):
+                    cursor.execute(self.sql(f"SELECT alert, channel, trace FROM {table} WHERE alert IN ({marks})"), known)
+                    found.update(((alert, channel), (kind, trace, None)) for alert, channel, trace in cursor.fetchall())
+                keys = {f"t0:{alert}:{channel}:accepted": (alert, channel) for alert in known for channel in channels}
+                names = list(keys)
+                for begin in range(0, len(names), 500):
+                    part = names[begin:begin + 500]
+                    cursor.execute(self.sql(f"SELECT dedup, trace, detail FROM journal WHERE dedup IN "
+                                            f"({','.join('?' * len(part))})"), part)
+                    found.update((keys[key], ("accepted", trace, orjson.loads(detail).get("state")))
+                                 for key, trace, detail in cursor.fetchall())
+        return found
+
     def ingest(self, batch: IngestBatch) -> None:
         """Write one T0 batch in one transaction (idempotent)."""
         ignore = " ON CONFLICT DO NOTHING"
@@ -461,6 +489,18 @@ class SqlStore:
         rows = self.execute("SELECT MIN(CASE WHEN status = 'pending' THEN not_before ELSE lease_until END) FROM tickets "
                             f"WHERE status IN ('pending', 'running'){channel_clause}", tuple(channels or ()))
         return rows[0][0] if rows and rows[0][0] is not None else None
+
+    def leases(self) -> list[tuple[str, int, float]]:
+        """(owner, tickets, when the last lease ends) of every worker holding leased tickets."""
+        rows = self.execute("SELECT owner, COUNT(*), MAX(lease_until) FROM tickets WHERE status = 'running' "
+                            "GROUP BY owner ORDER BY owner")
+        return [(owner, int(count), float(until)) for owner, count, until in rows]
+
+    def release_tickets(self, owner: str) -> int:
+        """Hand back every ticket leased to ``owner`` (a worker known to be gone) as if it had never
+        been claimed; how many."""
+        return len(self.execute("UPDATE tickets SET status = 'pending', owner = NULL, lease_until = NULL, "
+                                "attempts = attempts - 1 WHERE status = 'running' AND owner = ? RETURNING id", (owner,)))
 
     # --- T3 --------------------------------------------------------------------------------
     def add_report(self, run: int, channel: str | None, unit: str, trace: str, body: Any) -> None:

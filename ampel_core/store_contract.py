@@ -208,6 +208,23 @@ class StoreContract:
         assert store.journal(points[0].stock) == journal
         assert len(store.channel_states(points[0].stock)) == 2
 
+    def test_t0_decisions_of_earlier_runs(self, store: Store) -> None:
+        run = self.run_id(store)
+        points = [datapoint("ZTF24dec", 0)]
+        batch = alert_batch(run, "ZTF24dec", 5, points, channels=("A", "B"), trace="f" * 64)
+        batch.rejected.append((5, "C", points[0].stock, "r" * 64, -1, "faint"))
+        batch.failed.append((5, "D", points[0].stock, "e" * 64, "ValueError"))
+        batch.rejected.append((6, "A", points[0].stock, "f" * 64, 0, ""))  # alert 6 is not stored: not looked up
+        (sid,) = batch.states
+        for entry in batch.journal:
+            entry.detail["state"] = sid if entry.action == "accepted" else entry.detail.get("state")
+        store.ingest(batch)
+        assert store.t0_decisions([5, 6, 7], ["A", "B", "C", "D", "E"]) == {
+            (5, "A"): ("accepted", "f" * 64, sid), (5, "B"): ("accepted", "f" * 64, sid),
+            (5, "C"): ("rejected", "r" * 64, None), (5, "D"): ("failed", "e" * 64, None)}
+        assert store.t0_decisions([], ["A"]) == {} and store.t0_decisions([5], ["E"]) == {
+            (5, "C"): ("rejected", "r" * 64, None), (5, "D"): ("failed", "e" * 64, None)}
+
     def test_large_batch(self, store: Store) -> None:
         """One batch of many alerts (backends may write big batches differently): every row,
         in order, and idempotent."""
@@ -363,6 +380,25 @@ class StoreContract:
         assert store.results(unit="Other") == []
         assert store.get_result(ids[0]) == results[0][1]
         assert store.get_result(ids[-1] + 1000) is None
+
+    def test_leases_and_releasing_a_gone_workers_tickets(self, store: Store) -> None:
+        run = self.run_id(store)
+        self.ingest_tickets(store, run, 5)
+        assert store.leases() == []
+        mine = store.claim_tickets(OWNER_A, 2, 60)
+        theirs = store.claim_tickets(OWNER_B, 2, 120)
+        leases = store.leases()
+        assert [(owner, count) for owner, count, _ in leases] == [(OWNER_A, 2), (OWNER_B, 2)]
+        assert leases[0][2] == pytest.approx(time.time() + 60, abs=5)
+        assert store.release_tickets(OWNER_A) == 2 and store.release_tickets("host-c:3") == 0
+        assert [owner for owner, _, _ in store.leases()] == [OWNER_B]
+        pending = [row[0] for row in store.tickets("pending")]
+        assert sorted(pending) == sorted([t.id for t in mine] + [pending[-1]]) and len(pending) == 3
+        again = store.claim_tickets(OWNER_B, 10, 60)
+        assert sorted(t.id for t in again) == sorted(pending)
+        assert {t.attempts for t in again if t.id in {m.id for m in mine}} == {1}  # as if never claimed
+        assert not store.finish_ticket(mine[0], ok_result(mine[0], run), OWNER_A)
+        assert store.finish_ticket(theirs[0], ok_result(theirs[0], run), OWNER_B)
 
     def test_lease_expiry_and_lost_lease(self, store: Store) -> None:
         run = self.run_id(store)

@@ -416,18 +416,23 @@ def test_four_worker_processes_execute_every_ticket_once(backend: str, tmp_path:
     opened.close()
 
 
-def test_a_killed_workers_ticket_completes_elsewhere_after_its_lease(tmp_path: Path, probe: ModuleType,
-                                                                      postgres: str) -> None:
+def test_a_killed_workers_tickets_are_handed_back_at_once_on_its_host(tmp_path: Path, probe: ModuleType,
+                                                                       postgres: str) -> None:
+    """The killed worker's process is provably gone (same host, no such pid): the next worker does
+    not wait for its 60 s lease, and the ticket's interrupted attempt does not count."""
     folder = Path(probe.__file__).parent
     log = tmp_path / "executions.log"
     states = make_tickets(postgres, log, tmp_path, 20)
-    doomed = worker(folder, postgres, "--lease", "3", "--batch-size", "1", seconds=60)
+    doomed = worker(folder, postgres, "--lease", "60", "--batch-size", "1", seconds=60)
     wait_for(lambda: executions(log)[0], 30, "the first worker to start a ticket")
     [victim] = executions(log)[0]
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(10)
+    started_at = time.monotonic()
     survivor = worker(folder, postgres, "--lease", "30", "--batch-size", "2", "--idle-exit")
     _, stderr = survivor.communicate(timeout=120)
+    assert time.monotonic() - started_at < 40, "waited for the dead worker's lease"
+    assert "handed back 1 ticket(s) leased to workers that are gone" in stderr
     assert survivor.returncode == 0, stderr
     started, finished = executions(log)
     assert started[victim] == 2 and finished[victim] == 1  # killed mid-ticket, then run again elsewhere
@@ -435,9 +440,26 @@ def test_a_killed_workers_ticket_completes_elsewhere_after_its_lease(tmp_path: P
     store = open_store(postgres)
     assert store.ticket_status() == {"done": 20}
     assert Counter(r.link for _, r in store.results()) == Counter(states)
-    [(_, _, _, _, attempts, _)] = [t for t in store.tickets() if t[2] == victim]  # type: ignore[attr-defined]
-    assert attempts == 2
+    [(_, _, _, _, attempts, _)] = [t for t in store.tickets() if t[2] == victim]
+    assert attempts == 1
+    assert [run.status for run in store.runs()][-2:] == ["killed", "ok"]  # the survivor's run marked the dead one
     store.close()
+
+
+def test_a_lease_held_on_another_host_is_waited_for_and_said(tmp_path: Path, probe: ModuleType, postgres: str) -> None:
+    folder = Path(probe.__file__).parent
+    log = tmp_path / "executions.log"
+    make_tickets(postgres, log, tmp_path, 3)
+    store = open_store(postgres)
+    [elsewhere] = store.claim_tickets("observatory-7:4242:0:1", 1, 4.0)
+    store.close()
+    started_at = time.monotonic()
+    process = worker(folder, postgres, "--idle-exit", "--batch-size", "1")
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert time.monotonic() - started_at > 3  # it waited for the lease
+    assert "waiting for 1 ticket(s) leased to 1 other worker(s) on observatory-7 until" in stderr
+    assert executions(log)[1][elsewhere.link] == 1 and "3 done, 0 failed" in stderr
 
 
 def test_sigterm_finishes_the_current_ticket_and_exits(tmp_path: Path, probe: ModuleType, postgres: str) -> None:

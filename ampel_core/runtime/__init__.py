@@ -16,14 +16,46 @@ from ampel_core.runtime.configured import (
     Channel, ConfiguredUnit, DependencyFailed, build_component, call_unit, configure, configure_dependencies, t2_body,
     verdict,
 )
-from ampel_core.runtime.run import COUNTERS, Observer, Progress, Report, RunSummary, environment, merge, recorded_run
+from ampel_core.runtime.run import (
+    COUNTERS, ENDED, Observer, Progress, Report, RunSummary, environment, mark_killed_runs, merge, process_alive,
+    recorded_run, run_status,
+)
 from ampel_core.runtime.t0 import StockPartition, T0Runtime, partition_of, run_t0
-from ampel_core.runtime.t2 import T2Runtime, run_t2, stop_on_signals
+from ampel_core.runtime.t2 import T2Runtime, release_gone_workers, run_t2, stop_on_signals
 from ampel_core.runtime.t3 import matches, run_t3, select_views, stock_view
 
 __all__ = [
-    "COUNTERS", "Channel", "ConfiguredUnit", "DependencyFailed", "Observer", "Progress", "Report", "RunSummary",
-    "StockPartition", "T0Runtime", "T2Runtime", "build_component", "call_unit", "configure", "configure_dependencies",
-    "environment", "matches", "merge", "partition_of", "recorded_run", "run_t0", "run_t2", "run_t3", "select_views",
-    "stock_view", "stop_on_signals", "t2_body", "verdict",
+    "COUNTERS",
+    "ENDED",
+    "Channel",
+    "ConfiguredUnit",
+    "DependencyFailed",
+    "Observer",
+    "Progress",
+    "Report",
+    "RunSummary",
+    "StockPartition",
+    "T0Runtime",
+    "T2Runtime",
+    "build_component",
+    "call_unit",
+    "configure",
+    "configure_dependencies",
+    "environment",
+    "mark_killed_runs",
+    "matches",
+    "merge",
+    "partition_of",
+    "process_alive",
+    "recorded_run",
+    "release_gone_workers",
+    "run_status",
+    "run_t0",
+    "run_t2",
+    "run_t3",
+    "select_views",
+    "stock_view",
+    "stop_on_signals",
+    "t2_body",
+    "verdict",
 ]

@@ -11,6 +11,7 @@ the batches, one ``ampel_run_finished`` — all in the process that recorded the
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import socket
 import sys
@@ -20,12 +21,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ampel_core.models import Trace
+from ampel_core.models import Run, Trace
 from ampel_core.provenance import digest
 from ampel_core.registry import Registry
-from ampel_core.store import open_store
+from ampel_core.store import Store, open_store
 
-__all__ = ["COUNTERS", "Observer", "Progress", "Report", "RunSummary", "environment", "merge", "recorded_run"]
+__all__ = ["COUNTERS", "ENDED", "Observer", "Progress", "Report", "RunSummary", "environment", "mark_killed_runs", "merge",
+           "process_alive", "recorded_run", "run_status"]
+
+ENDED = ("ok", "incomplete", "interrupted", "failed", "stopped", "killed")
+"""Statuses of runs that have ended (a run in progress is 'running')."""
 
 Progress = Callable[[str, int], None]
 """A progress display: (task label, items done since the last call)."""
@@ -86,8 +91,39 @@ def environment(registry: Registry) -> dict[str, Any]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             libraries[name] = metadata.version(name)
     return {"python": sys.version.split()[0], "implementation": platform.python_implementation(),
-            "platform": platform.platform(), "host": socket.gethostname(),
+            "platform": platform.platform(), "host": socket.gethostname(), "pid": os.getpid(),
             "plugins": {name: version for name, version, _ in registry.plugins()}, "libraries": libraries}
+
+
+def process_alive(host: str | None, pid: int | None) -> bool | None:
+    """Whether process ``pid`` on ``host`` runs: True or False on this host, None (cannot tell)
+    for another host or an unknown pid."""
+    if host != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_status(run: Run) -> str:
+    """The status of a recorded run as it is now: a run still marked 'running' whose process on
+    this host is gone was killed (SIGKILL, a crash of the machine's process) and is shown 'killed'."""
+    if run.status == "running" and process_alive(run.environment.get("host"), run.environment.get("pid")) is False:
+        return "killed"
+    return run.status
+
+
+def mark_killed_runs(store: Store) -> list[int]:
+    """Record as 'killed' every run marked 'running' whose process on this host is gone; their ids."""
+    killed = [run for run in store.runs() if run.status == "running" and run_status(run) == "killed"]
+    for run in killed:
+        store.end_run(run.id, "killed", {**run.summary, "status": "killed",
+                                          "error": "the process ended without recording its end (killed)"})
+    return [run.id for run in killed]
 
 
 _PROGRESS = {0: ("T0 alerts", "alerts"), 2: ("T2 tickets", "tickets"), 3: ("T3 reports", "reports")}
@@ -119,6 +155,7 @@ def recorded_run(store_url: str, document: dict[str, Any], registry: Registry,
     started = time.perf_counter()
     store = open_store(store_url)
     try:
+        mark_killed_runs(store)
         summary.run = store.start_run(digest(document), document, environment(registry))
         store.add_traces(traces)
     finally:

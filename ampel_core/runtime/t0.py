@@ -53,6 +53,8 @@ class T0Runtime:
                  keep_blobs: bool = True, count_records: bool = True) -> None:
         self.store, self.channels, self.run, self.summary, self.keep_blobs = store, channels, run, summary, keep_blobs
         self.count_records = count_records  # partitions read every record; one of them counts them
+        self._decided: dict[tuple[int, str], tuple[str, str | None, str | None]] = {}
+        self._again: dict[int, list[tuple[Channel, str]]] = {}  # alert -> (channel, its earlier state)
 
     def process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]]) -> None:
         """Ingest one batch in one transaction. The run's summary counts the batch only once it is
@@ -89,6 +91,10 @@ class T0Runtime:
             except Exception as error:  # a decoder bug must not stop the run; keep the bytes
                 batch.quarantined.append((record.origin, f"decoder raised {type(error).__name__}: {error}", record.payload))
                 self.summary.quarantined += 1
+        # a rerun decides each (alert, channel) once: what an earlier run decided with the same filter stands
+        self._decided = self.store.t0_decisions([alert.id for _, alert in decoded],
+                                                [channel.name for channel in self.channels]) if decoded else {}
+        self._again = {}
         taken = [(origin, alert, takers) for origin, alert in decoded if (takers := self._filter(alert, batch))]
         stored = self.store.stored_datapoints({alert.stock for _, alert, _ in taken})
         # datapoints of this batch's stocks held in memory: the new ones are not in the store until
@@ -100,12 +106,24 @@ class T0Runtime:
             if self._complete(origin, alert, takers, payloads, batch):
                 stock = alert.stock
                 self._ingest(origin, alert, takers, stored.setdefault(stock, {}), points.setdefault(stock, {}), batch)
+        for _, alert in decoded:
+            for channel, sid in self._again.get(alert.id, ()):
+                self._tickets(channel, alert.stock, sid, [], batch)
         self.store.ingest(batch)
 
     def _filter(self, alert: Alert, batch: IngestBatch) -> list[tuple[Channel, int]]:
         self.summary.alerts += 1
         takers = []
+        taken_before = False
         for channel in self.channels:
+            before = self._decided.get((alert.id, channel.name))
+            if before is not None and before[1] == channel.filter.trace.id:  # counted as then, nothing written
+                getattr(self.summary, before[0])[channel.name] += 1
+                if before[0] == "accepted":
+                    taken_before = True
+                    if before[2]:  # its T2 units (a variant's new ones) get tickets on that state
+                        self._again.setdefault(alert.id, []).append((channel, before[2]))
+                continue
             if not channel.sees(alert.trigger.tags):  # data rights come before any filter
                 batch.rejected.append((alert.id, channel.name, alert.stock, channel.filter.trace.id, 0,
                                        "no access to the triggering datapoint"))
@@ -124,7 +142,7 @@ class T0Runtime:
             else:
                 batch.rejected.append((alert.id, channel.name, alert.stock, channel.filter.trace.id, code, reason))
                 self.summary.rejected[channel.name] += 1
-        if takers:
+        if takers or taken_before:
             self.summary.ingested += 1
         else:
             self.summary.unaccepted += 1

@@ -10,6 +10,7 @@ tickets claimed but not started are handed back at once, so a rerun never waits 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -26,17 +27,40 @@ from ampel_core.registry import Registry
 from ampel_core.runtime.configured import (
     ConfiguredUnit, DependencyFailed, call_unit, configure, configure_dependencies, t2_body,
 )
-from ampel_core.runtime.run import Report, RunSummary
+from ampel_core.runtime.run import ENDED, Report, RunSummary, process_alive
 from ampel_core.runtime.t3 import stock_view
 from ampel_core.store import Store, Ticket
 from ampel_core.units import StockUnit, TiedStateUnit, UnitRef
 from ampel_core.views import StateView
 
-__all__ = ["T2Runtime", "run_t2", "stop_on_signals"]
+__all__ = ["T2Runtime", "release_gone_workers", "run_t2", "stop_on_signals"]
+
+
+_log = logging.getLogger("ampel")
 
 
 def _never() -> bool:
     return False
+
+
+def release_gone_workers(store: Store) -> int:
+    """Hand back at once the tickets leased to workers that are provably gone: a process of this
+    host that no longer runs, or one whose run has ended (interrupted, killed, failed, stopped).
+    Leases of workers on other hosts run out on their own. Returns how many tickets."""
+    released = 0
+    for owner, _, _ in store.leases():
+        host, _, rest = owner.partition(":")
+        pid, _, rest = rest.partition(":")
+        run, _, _ = rest.partition(":")
+        gone = process_alive(host, int(pid) if pid.isdigit() else None) is False
+        if not gone and run.isdigit() and int(run):
+            recorded = store.get_run(int(run))
+            gone = recorded is not None and recorded.status in ENDED
+        if gone:
+            released += store.release_tickets(owner)
+    if released:
+        _log.warning("handed back %d ticket(s) leased to workers that are gone", released)
+    return released
 
 
 class T2Runtime:
@@ -47,7 +71,9 @@ class T2Runtime:
                  report: Report | None = None, owner: str | None = None) -> None:
         self.store, self.registry, self.task, self.run, self.summary = store, registry, task, run, summary
         self.report = report
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        # host:pid:run:instance — a later run can tell that the claimer is gone (`release_gone_workers`)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{run or 0}:{id(self):x}"
+        self._waiting_said = 0.0
         self._units: dict[str, ConfiguredUnit | str] = {}
         self._dependencies_of: dict[str, list[ConfiguredUnit]] = {}
 
@@ -99,7 +125,19 @@ class T2Runtime:
             due = self.store.next_ticket_time(self.task.channels)
             if due is None:
                 return
+            if due - time.time() > 2 and time.monotonic() - self._waiting_said > 60:
+                self._say_waiting(due)
             time.sleep(min(max(due - time.time(), 0.01), 1.0))
+
+    def _say_waiting(self, due: float) -> None:
+        """Tell why nothing happens: tickets leased to other workers, and until when."""
+        self._waiting_said = time.monotonic()
+        others = [(owner, count) for owner, count, _ in self.store.leases() if owner != self.owner]
+        if others:
+            hosts = sorted({owner.partition(":")[0] for owner, _ in others})
+            _log.warning("waiting for %d ticket(s) leased to %d other worker(s) on %s until %s (their lease; a "
+                         "worker that is gone hands them back when it ends)", sum(c for _, c in others), len(others),
+                         ", ".join(hosts), time.strftime("%H:%M:%S", time.localtime(due)))
 
     def run_ticket(self, ticket: Ticket) -> None:
         try:
@@ -183,6 +221,7 @@ def run_t2(store: Store, registry: Registry, task: T2Task, run: int | None, summ
            report: Report | None = None, should_stop: Callable[[], bool] = _never, poll: float | None = None) -> None:
     """Run tickets until none is left; with ``poll`` (seconds), keep polling for new ones until
     ``should_stop`` (a long-lived worker). Each claimed batch is ``report``-ed."""
+    release_gone_workers(store)
     runtime = T2Runtime(store, registry, task, run, summary, report)
     while not should_stop():
         runtime.run_until_idle(should_stop)
