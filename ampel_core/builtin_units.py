@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from ampel_core.models import Alert
+from ampel_core.tables import Format, print_table
 from ampel_core.units import JSON, AlertFilter, ReactUnit, Reject, StateUnit
 from ampel_core.views import StateView, StockView
 
@@ -82,8 +83,9 @@ def lookup(view: StockView, path: str) -> Any:
 
 
 class T3TableReport(ReactUnit):
-    """A table of the selected stocks, one row each, printed to the terminal and/or written to a
-    file whose format follows its extension (.csv, .ecsv, .parquet, .fits; via astropy)."""
+    """A table of the selected stocks, one row each, printed to standard output (``format``:
+    table, csv or json; see `ampel_core.tables` — names are never cut) and/or written to a file
+    whose format follows its extension (.csv, .ecsv, .parquet, .fits; via astropy)."""
 
     columns: dict[str, str] = Field(
         default_factory=lambda: {"stock": "name", "ndet": "T2LightCurveSummary.ndet",
@@ -91,8 +93,9 @@ class T3TableReport(ReactUnit):
                                  "last": "T2LightCurveSummary.last_detection"},
         description="Column name -> value path ('name', 'id', 'tags' or '<Unit>.<key>...' of a T2 result).")
     output: str | None = Field(None, description="File to write (format from the extension); none: no file.")
-    show: bool = Field(True, description="Print the table to the terminal.")
-    max_rows: int = Field(50, ge=0, description="Rows printed to the terminal (all rows go to the file).")
+    show: bool = Field(True, description="Print the table to standard output.")
+    format: Format = Field("table", description="How to print it: table (for people), csv or json (for programs).")
+    max_rows: int = Field(50, ge=0, description="Rows printed as a table (csv and json print all; all rows go to the file).")
 
     def rows(self, views: Sequence[StockView]) -> list[dict[str, Any]]:
         return [{name: lookup(view, path) for name, path in self.columns.items()} for view in views]
@@ -119,23 +122,10 @@ class T3TableReport(ReactUnit):
         table.write(self.output, overwrite=True)
 
     def _print(self, rows: list[dict[str, Any]]) -> None:
-        from rich.console import Console
-        from rich.table import Table as RichTable
-
-        table = RichTable(title=f"{len(rows)} stocks")
-        for name in self.columns:
-            table.add_column(name)
-        for row in rows[: self.max_rows]:
-            table.add_row(*(_format(row[name]) for name in self.columns))
-        Console().print(table)
-
-
-def _format(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+        shown = rows[: self.max_rows] if self.format == "table" else rows
+        title = f"{len(rows)} stocks" + (f" (first {len(shown)})" if len(shown) < len(rows) else "")
+        print_table(title, list(self.columns), [[row[name] for name in self.columns] for row in shown], self.format,
+                    key_columns=[name for name, path in self.columns.items() if path in ("name", "id")])
 
 
 class T3JsonExport(ReactUnit):
