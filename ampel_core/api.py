@@ -9,9 +9,11 @@ plot a light curve.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from ampel_core.errors import AmpelError
+from ampel_core.models import DataPoint
 from ampel_core.store import Store, open_store
 from ampel_core.views import light_curve_table
 
@@ -70,35 +72,98 @@ def results_table(store: Store, unit: str, latest_only: bool = True) -> Table:
 
 
 BAND_COLOURS = {"g": "tab:green", "r": "tab:red", "i": "tab:olive", "u": "tab:purple", "z": "tab:brown", "y": "tab:gray"}
+LIMIT_SIGMA = 5.0  # upper limits are drawn at 5 x their 1-sigma noise flux (the surveys' limiting magnitudes are 5-sigma)
 
 
-def plot_light_curve(store: Store, stock: int | str, width: float = 8.0, height: float = 5.0) -> Figure:
-    """Magnitude light curve per band: detections with error bars, upper limits as downward
-    triangles. Returns a matplotlib Figure of ``width`` x ``height`` inches."""
+def plot_light_curve(store: Store, stock: int | str, width: float = 8.0, height: float = 5.0,
+                     flux: bool = False) -> Figure:
+    """The light curve of a stock per band, as a matplotlib Figure of ``width`` x ``height`` inches.
+
+    In magnitudes (the default): detections with a positive difference flux as filled circles
+    with error bars, forced photometry with a positive flux as open squares, upper limits as
+    downward triangles at their limiting magnitude. A negative difference flux (ZTF ``isdiffpos``
+    = ``f``, a negative Rubin flux: fainter than the reference image) has no magnitude: such
+    points are not drawn, and a note on the axes says how many were left out.
+
+    With ``flux=True``: every detection and forced point at its flux and error, all in one zero
+    point (the stock's own when its datapoints share one, else 25), so that negative detections
+    (open circles) and forced points lie below the dashed zero line; upper limits as downward
+    triangles at 5 x their 1-sigma noise flux.
+
+    The y axis names the magnitude system of the datapoints' ``zpsys`` (e.g. "magnitude (AB)",
+    "flux (zp = 25 AB)"); the legend lists, per band, only what is drawn, with counts.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
     stock_id = resolve_stock(store, stock)
-    table = light_curve(store, stock_id)
+    datapoints = sorted((dp for dp in store.stock_datapoints(stock_id) if dp.band), key=lambda dp: (dp.time, dp.id))
     info = store.get_stock(stock_id)
     figure = Figure(figsize=(width, height))
     axes = figure.add_subplot()
-    for band in sorted(set(table["band"])):
-        rows = table[table["band"] == band]
+    zero_points = {dp.zp for dp in datapoints}
+    zero_point = zero_points.pop() if len(zero_points) == 1 else 25.0
+    systems = ", ".join(sorted({dp.zpsys.upper() for dp in datapoints})) or "AB"
+    left_out = 0
+    for band in sorted({dp.band for dp in datapoints}):
         colour = BAND_COLOURS.get(band[-1].lower())
-        detections = rows[~rows["upper_limit"]]
-        limits = rows[rows["upper_limit"]]
-        axes.errorbar(detections["time"], detections["mag"], yerr=detections["mag_err"], fmt="o", color=colour,
-                      label=f"{band} ({len(detections)})", markersize=4)
-        if len(limits):
-            axes.scatter(limits["time"], limits["mag"], marker="v", color=colour, alpha=0.4, s=16,
-                         label=f"{band} upper limits ({len(limits)})")
-    axes.invert_yaxis()
+        points = [dp for dp in datapoints if dp.band == band]
+        limits = [dp for dp in points if dp.upper_limit]
+        measured = [dp for dp in points if not dp.upper_limit and dp.flux is not None]
+        detections = [dp for dp in measured if dp.is_detection]
+        forced = [dp for dp in measured if not dp.is_detection]
+        if flux:
+            def scaled(dp: DataPoint, value: float | None) -> float:
+                return _number(value) * 10 ** (0.4 * (zero_point - dp.zp))
+
+            groups = [([dp for dp in detections if _positive(dp)], "o", colour, f"{band}"),
+                      ([dp for dp in detections if not _positive(dp)], "o", "none", f"{band} negative"),
+                      (forced, "s", "none", f"{band} forced")]
+            for group, marker, face, label in groups:
+                if group:
+                    axes.errorbar([dp.time for dp in group], [scaled(dp, dp.flux) for dp in group],
+                                  yerr=[scaled(dp, dp.flux_err) for dp in group], fmt=marker, color=colour,
+                                  markerfacecolor=face, markersize=4, label=f"{label} ({len(group)})")
+            limits = [dp for dp in limits if dp.flux_err is not None]
+            if limits:
+                axes.scatter([dp.time for dp in limits], [LIMIT_SIGMA * scaled(dp, dp.flux_err) for dp in limits],
+                             marker="v", color=colour, alpha=0.4, s=16, label=f"{band} upper limits ({len(limits)})")
+            continue
+        with_mag = [dp for dp in measured if _positive(dp) and dp.mag is not None]
+        left_out += len(measured) - len(with_mag)
+        limits = [dp for dp in limits if dp.mag is not None]
+        for group, marker, face, label in (([dp for dp in with_mag if dp.is_detection], "o", colour, f"{band}"),
+                                           ([dp for dp in with_mag if not dp.is_detection], "s", "none", f"{band} forced")):
+            if group:
+                axes.errorbar([dp.time for dp in group], [_number(dp.mag) for dp in group],
+                              yerr=[_number(dp.mag_err) for dp in group], fmt=marker,
+                              color=colour, markerfacecolor=face, markersize=4, label=f"{label} ({len(group)})")
+        if limits:
+            axes.scatter([dp.time for dp in limits], [_number(dp.mag) for dp in limits], marker="v", color=colour, alpha=0.4,
+                         s=16, label=f"{band} upper limits ({len(limits)})")
+    if flux:
+        axes.axhline(0.0, color="black", linestyle="--", linewidth=0.8)
+        axes.set_ylabel(f"flux (zp = {zero_point:g} {systems})")
+    else:
+        axes.invert_yaxis()
+        axes.set_ylabel(f"magnitude ({systems})")
+        if left_out:
+            axes.text(0.01, 0.01, f"{left_out} points with flux <= 0 (fainter than the reference) not drawn; "
+                      "plot in flux to see them", transform=axes.transAxes, fontsize="small", color="dimgray")
     axes.set_xlabel("MJD")
-    axes.set_ylabel("magnitude")
     axes.set_title(info.names[0] if info and info.names else str(stock_id))
-    axes.legend(fontsize="small")
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize="small")
     figure.tight_layout()
     return figure
+
+
+def _positive(dp: DataPoint) -> bool:
+    """Whether a datapoint measured a positive difference flux (brighter than the reference)."""
+    return dp.flux is not None and dp.flux > 0
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else value

@@ -39,28 +39,46 @@ class MinDetectionsFilter(AlertFilter):
 
 
 class T2LightCurveSummary(StateUnit):
-    """Summary of a state's light curve: detections, upper limits and forced-photometry points per
-    band, first and last detection (MJD), peak (brightest detection) per band, and duration (days)."""
+    """Summary of a state's light curve, in flux space (see docs/contributing/write-a-unit.md,
+    "Negative subtractions").
+
+    A difference-image detection with a negative flux (ZTF ``isdiffpos`` = ``f``; a negative
+    Rubin ``psfFlux``) means the source is *fainter* than in the reference image: it is not a
+    brightening, and its ``mag`` (ZTF: the magnitude of ``|flux|``) is not a brightness. Such
+    detections (flux <= 0) are counted apart in ``nneg`` and take no part in the peak, the first
+    and last detection or the duration.
+
+    Output: ``ndet`` (detections with flux > 0), ``nneg`` (detections with flux <= 0), ``nlim``
+    (upper limits), ``nforced`` (forced photometry), ``first_detection`` and ``last_detection``
+    (MJD, of the positive detections; None without one), ``duration`` (days between them, 0.0
+    without), and ``bands``: per band the same counts and the peak, the positive detection of
+    largest flux: ``peak_flux`` (in the datapoint's ``zp``/``zpsys`` system), ``peak_mag``,
+    ``peak_time`` (MJD); all three None when the band has no positive detection.
+    """
 
     def process(self, state: StateView) -> JSON:
-        detections = state.detections
         bands: dict[str, dict[str, Any]] = {}
+        positive = []
         for dp in state.datapoints:
             if not dp.band:
                 continue
-            entry = bands.setdefault(dp.band, {"ndet": 0, "nlim": 0, "nforced": 0, "peak_mag": None,
-                                               "peak_time": None, "peak_flux": None})
+            entry = bands.setdefault(dp.band, {"ndet": 0, "nneg": 0, "nlim": 0, "nforced": 0, "peak_flux": None,
+                                               "peak_mag": None, "peak_time": None})
             if not dp.is_detection:
                 entry["nlim" if dp.upper_limit else "nforced"] += 1
-                continue
-            entry["ndet"] += 1
-            if dp.flux is not None and (entry["peak_flux"] is None or dp.flux > entry["peak_flux"]):
-                entry.update(peak_flux=dp.flux, peak_time=dp.time, peak_mag=dp.mag)
-        times = [dp.time for dp in detections]
+            elif dp.flux is not None and dp.flux <= 0:
+                entry["nneg"] += 1
+            else:
+                entry["ndet"] += 1
+                positive.append(dp)
+                if entry["peak_flux"] is None or dp.flux > entry["peak_flux"]:
+                    entry.update(peak_flux=dp.flux, peak_time=dp.time, peak_mag=dp.mag)
+        times = [dp.time for dp in positive]
         return {
-            "ndet": len(detections),
-            "nlim": sum(1 for dp in state.datapoints if dp.upper_limit),
-            "nforced": sum(1 for dp in state.datapoints if "forced" in dp.tags and not dp.upper_limit),
+            "ndet": len(positive),
+            "nneg": sum(entry["nneg"] for entry in bands.values()),
+            "nlim": sum(entry["nlim"] for entry in bands.values()),
+            "nforced": sum(entry["nforced"] for entry in bands.values()),
             "first_detection": min(times) if times else None,
             "last_detection": max(times) if times else None,
             "duration": (max(times) - min(times)) if times else 0.0,

@@ -101,13 +101,16 @@ def stock_show(name: str, store_url: str, output_format: Format, as_json: bool) 
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("lc.png"), show_default=True,
               help="PNG file to write.")
 @click.option("--dpi", default=100, show_default=True, help="Pixels per inch (the figure is 8 x 5 inches).")
-def stock_plot(name: str, store_url: str, output: Path, dpi: int) -> None:
+@click.option("--flux", is_flag=True, help="Plot flux instead of magnitude (shows negative subtractions).")
+def stock_plot(name: str, store_url: str, output: Path, dpi: int, flux: bool) -> None:
     """Plot the light curve of a stock to a PNG (8 x 5 inches): detections per band with errors,
-    upper limits as triangles."""
+    forced photometry as open squares, upper limits as triangles. In magnitudes, points with a
+    negative difference flux (fainter than the reference image) are left out and counted in a
+    note; with --flux they are drawn as open circles below zero."""
     from ampel_core.api import plot_light_curve
     from ampel_core.store import open_store
 
-    figure = plot_light_curve(open_store(store_url), name)
+    figure = plot_light_curve(open_store(store_url), name, flux=flux)
     figure.savefig(output, dpi=dpi)
     click.echo(f"wrote {output}", err=True)
 
