@@ -9,6 +9,7 @@ plot a light curve.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -51,24 +52,76 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def results_table(store: Store, unit: str, latest_only: bool = True) -> Table:
-    """Successful results of ``unit``, one row each (the newest per stock when ``latest_only``),
-    with columns stock, name, link, trace, run and the flattened body fields."""
+def results_table(store: Store, unit: str, latest_only: bool = True, channel: str | None = None,
+                  trace: str | None = None) -> Table:
+    """Successful results of ``unit``, one row each, with the columns result, stock, name,
+    channels, link, trace, config, run and the flattened body fields (dotted: ``parameters.z``).
+
+    A unit configured in two ways (T2SNCosmoFit with a fitted and with a fixed redshift) runs as
+    two traces, and the rows keep them apart:
+
+    - ``latest_only``: the newest result per stock *and trace* (False: every result);
+    - ``trace``: only results of that trace (a full trace id or a prefix of one);
+    - ``channel``: only results the channel asked for: by a trace the channel ran (a ``t2``
+      journal entry of the channel with that trace, on any stock read), on a state the channel
+      saw (for point and stock units: on a stock of the channel);
+    - ``channels``: every channel the result belongs to in that sense, comma-separated;
+    - ``config``: what sets the result's configuration apart from the other configurations of
+      ``unit`` among the results read, as ``key=value`` pairs (``redshift.kind="fixed",
+      redshift.value=0.0035``; the trace's distribution, version and code digest as
+      ``trace.version`` etc. when they differ), or the whole configuration when there is only one.
+    """
     from astropy.table import Table
 
+    results = [(result_id, result) for result_id, result in store.results(unit=unit) if result.status == "ok"]
+    stocks = sorted({result.stock for _, result in results})
+    journals = {stock: store.journal(stock) for stock in stocks}
+    channel_traces = {(entry.channel, entry.trace) for entries in journals.values() for entry in entries
+                      if entry.tier == 2 and entry.channel and entry.trace}
+    seen = {stock: _channel_links(store, stock) for stock in stocks}
+    settings = _distinguishing_settings(store, sorted({result.trace for _, result in results}))
     rows: dict[Any, dict[str, Any]] = {}
-    for result_id, result in store.results(unit=unit):
-        if result.status != "ok":
+    for result_id, result in results:
+        channels = sorted(c for c, link in seen[result.stock]
+                          if (c, result.trace) in channel_traces and (link == result.link or result.link_kind != "state"))
+        if (trace and not result.trace.startswith(trace)) or (channel and channel not in channels):
             continue
-        stock = store.get_stock(result.stock)
-        row = {"result": result_id, "stock": result.stock, "name": stock.names[0] if stock and stock.names else "",
-               "link": result.link, "trace": result.trace, "run": result.run}
+        info = store.get_stock(result.stock)
+        row = {"result": result_id, "stock": result.stock, "name": info.names[0] if info and info.names else "",
+               "channels": ",".join(channels), "link": result.link, "trace": result.trace,
+               "config": settings[result.trace], "run": result.run}
         row.update({k: v for k, v in flatten(result.body or {}).items() if not isinstance(v, (list, dict))})
-        rows[result.stock if latest_only else result_id] = row
+        rows[(result.stock, result.trace) if latest_only else result_id] = row
     if not rows:
         return Table()
     names = list(dict.fromkeys(key for row in rows.values() for key in row))
     return Table(rows=[[row.get(name) for name in names] for row in rows.values()], names=names)
+
+
+def _channel_links(store: Store, stock: int) -> set[tuple[str, str]]:
+    """(channel, state id) of every state a channel saw of ``stock``, plus (channel, '') for every
+    channel of the stock."""
+    info = store.get_stock(stock)
+    return ({(channel, state) for channel, state, _, _ in store.channel_states(stock)}
+            | {(channel, "") for channel in (info.channels if info else ())})
+
+
+def _distinguishing_settings(store: Store, traces: list[str]) -> dict[str, str]:
+    """Per trace id: 'key=value, ...' of the settings in which its configuration differs from
+    the others' (all of them when it is the only one)."""
+    flat: dict[str, dict[str, Any]] = {}
+    for trace_id in traces:
+        found = store.get_trace(trace_id)
+        document = {"config": found.config, "trace": {"distribution": found.distribution, "version": found.version,
+                                                      "code": found.code, "resources": found.resources}} if found else {}
+        flat[trace_id] = {key.removeprefix("config."): value for key, value in flatten(document).items()}
+    keys = sorted({key for values in flat.values() for key in values})
+    differing = [key for key in keys if len({json.dumps(values.get(key, "(unset)"), sort_keys=True)
+                                            for values in flat.values()}) > 1]
+    shown = differing if len(flat) > 1 else [key for key in keys if not key.startswith("trace.")]
+    return {trace_id: ", ".join(f"{key}={json.dumps(values.get(key), default=str)}" for key in shown if key in values)
+            or "(none)"
+            for trace_id, values in flat.items()}
 
 
 BAND_COLOURS = {"g": "tab:green", "r": "tab:red", "i": "tab:olive", "u": "tab:purple", "z": "tab:brown", "y": "tab:gray"}
