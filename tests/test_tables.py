@@ -46,7 +46,7 @@ def test_tables_never_cut_names(tmp_path: Path, sample_alerts: Path) -> None:
     done = ampel("job", str(write_job(tmp_path, sample_alerts, "table")), "--no-progress")
     assert done.returncode == 0, done.stderr
     store = open_store(f"sqlite:///{tmp_path / 'tables.db'}")
-    names = [store.get_stock(stock).names[0] for stock in store.select_stocks()]  # type: ignore[union-attr]
+    names = [store.get_stock(stock).names[0] for stock in store.select_stocks()]
     assert len(names) == 13 and "ZTF21abiuvdk" in names
     assert "…" not in done.stdout and all(name in done.stdout for name in names)
     assert max(map(len, done.stdout.splitlines())) > 80  # wider than the terminal: the pipe got it whole
@@ -60,7 +60,7 @@ def test_tables_never_cut_names(tmp_path: Path, sample_alerts: Path) -> None:
     rows = [[name, "a rather long value that needs folding " * 2, 1.5] for name in names]
     terminal = Console(file=io.StringIO(), width=80)
     terminal.print(rich_table("narrow", ["stock", "note", "x"], rows, key_columns=["stock"]))
-    text = terminal.file.getvalue()  # type: ignore[attr-defined]
+    text = terminal.file.getvalue()
     assert "…" not in text and all(name in text for name in names)
     assert max(len(line) for line in text.splitlines()) <= 80
 
