@@ -163,39 +163,16 @@ def plot_light_curve(store: Store, stock: int | str, width: float = 8.0, height:
     for band in sorted({dp.band for dp in datapoints}):
         colour = BAND_COLOURS.get(band[-1].lower())
         points = [dp for dp in datapoints if dp.band == band]
-        limits = [dp for dp in points if dp.upper_limit]
-        measured = [dp for dp in points if not dp.upper_limit and dp.flux is not None]
-        detections = [dp for dp in measured if dp.is_detection]
-        forced = [dp for dp in measured if not dp.is_detection]
-        if flux:
-            def scaled(dp: DataPoint, value: float | None) -> float:
-                return _number(value) * 10 ** (0.4 * (zero_point - dp.zp))
-
-            groups = [([dp for dp in detections if _positive(dp)], "o", colour, f"{band}"),
-                      ([dp for dp in detections if not _positive(dp)], "o", "none", f"{band} negative"),
-                      (forced, "s", "none", f"{band} forced")]
-            for group, marker, face, label in groups:
-                if group:
-                    axes.errorbar([dp.time for dp in group], [scaled(dp, dp.flux) for dp in group],
-                                  yerr=[scaled(dp, dp.flux_err) for dp in group], fmt=marker, color=colour,
-                                  markerfacecolor=face, markersize=4, label=f"{label} ({len(group)})")
-            limits = [dp for dp in limits if dp.flux_err is not None]
-            if limits:
-                axes.scatter([dp.time for dp in limits], [LIMIT_SIGMA * scaled(dp, dp.flux_err) for dp in limits],
-                             marker="v", color=colour, alpha=0.4, s=16, label=f"{band} upper limits ({len(limits)})")
-            continue
-        with_mag = [dp for dp in measured if _positive(dp) and dp.mag is not None]
-        left_out += len(measured) - len(with_mag)
-        limits = [dp for dp in limits if dp.mag is not None]
-        for group, marker, face, label in (([dp for dp in with_mag if dp.is_detection], "o", colour, f"{band}"),
-                                           ([dp for dp in with_mag if not dp.is_detection], "s", "none", f"{band} forced")):
+        series, limits, hidden = _flux_series(points, zero_point) if flux else _magnitude_series(points)
+        left_out += hidden
+        for kind, marker, filled, group, values, errors in series:
             if group:
-                axes.errorbar([dp.time for dp in group], [_number(dp.mag) for dp in group],
-                              yerr=[_number(dp.mag_err) for dp in group], fmt=marker,
-                              color=colour, markerfacecolor=face, markersize=4, label=f"{label} ({len(group)})")
+                axes.errorbar([dp.time for dp in group], values, yerr=errors, fmt=marker, color=colour,
+                              markerfacecolor=colour if filled else "none", markersize=4,
+                              label=f"{band}{kind} ({len(group)})")
         if limits:
-            axes.scatter([dp.time for dp in limits], [_number(dp.mag) for dp in limits], marker="v", color=colour, alpha=0.4,
-                         s=16, label=f"{band} upper limits ({len(limits)})")
+            axes.scatter([dp.time for dp, _ in limits], [value for _, value in limits], marker="v", color=colour,
+                         alpha=0.4, s=16, label=f"{band} upper limits ({len(limits)})")
     if flux:
         axes.axhline(0.0, color="black", linestyle="--", linewidth=0.8)
         axes.set_ylabel(f"flux (zp = {zero_point:g} {systems})")
@@ -211,6 +188,39 @@ def plot_light_curve(store: Store, stock: int | str, width: float = 8.0, height:
         axes.legend(fontsize="small")
     figure.tight_layout()
     return figure
+
+
+# (legend suffix, marker, filled, points, y values, y errors) of one errorbar series
+Series = tuple[str, str, bool, list[DataPoint], list[float], list[float]]
+
+
+def _magnitude_series(points: list[DataPoint]) -> tuple[list[Series], list[tuple[DataPoint, float]], int]:
+    """One band in magnitudes: detections and forced points with a positive flux, upper limits at
+    their limiting magnitude, and how many measurements were left out (flux <= 0: no magnitude)."""
+    measured = [dp for dp in points if not dp.upper_limit and dp.flux is not None]
+    shown = [dp for dp in measured if _positive(dp) and dp.mag is not None]
+    series = [(kind, marker, filled, group, [_number(dp.mag) for dp in group], [_number(dp.mag_err) for dp in group])
+              for kind, marker, filled, group in (("", "o", True, [dp for dp in shown if dp.is_detection]),
+                                                  (" forced", "s", False, [dp for dp in shown if not dp.is_detection]))]
+    limits = [(dp, dp.mag) for dp in points if dp.upper_limit and dp.mag is not None]
+    return series, limits, len(measured) - len(shown)
+
+
+def _flux_series(points: list[DataPoint], zero_point: float) -> tuple[list[Series], list[tuple[DataPoint, float]], int]:
+    """One band in flux at ``zero_point``: positive and negative detections, forced points, and
+    upper limits at 5 x their 1-sigma noise flux; nothing is left out."""
+    def scaled(dp: DataPoint, value: float | None) -> float:
+        return _number(value) * 10 ** (0.4 * (zero_point - dp.zp))
+
+    measured = [dp for dp in points if not dp.upper_limit and dp.flux is not None]
+    detections = [dp for dp in measured if dp.is_detection]
+    groups = (("", "o", True, [dp for dp in detections if _positive(dp)]),
+              (" negative", "o", False, [dp for dp in detections if not _positive(dp)]),
+              (" forced", "s", False, [dp for dp in measured if not dp.is_detection]))
+    series = [(kind, marker, filled, group, [scaled(dp, dp.flux) for dp in group], [scaled(dp, dp.flux_err) for dp in group])
+              for kind, marker, filled, group in groups]
+    limits = [(dp, LIMIT_SIGMA * scaled(dp, dp.flux_err)) for dp in points if dp.upper_limit and dp.flux_err is not None]
+    return series, limits, 0
 
 
 def _positive(dp: DataPoint) -> bool:
