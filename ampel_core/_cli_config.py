@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ampel_core.errors import AmpelError
+from ampel_core.tables import Format, format_option, print_table
 
 
 @click.group()
@@ -57,26 +58,37 @@ def config_check(path: Path) -> None:
 
 
 @click.command()
-@click.option("--requirements", is_flag=True, help="Print pip requirement lines (name==version).")
-def plugins(requirements: bool) -> None:
+@click.option("--requirements", is_flag=True, help="Print pip requirement lines (name==version) instead of a table.")
+@format_option
+def plugins(requirements: bool, output_format: Format) -> None:
     """List installed plugins with their versions and the core range they require."""
     from ampel_core.registry import get_registry
 
-    for name, version, requires in get_registry().plugins():
-        click.echo(f"{name}=={version}" if requirements else f"{name:32} {version:12} ampel-core{requires or ' (any)'}")
+    found = list(get_registry().plugins())
+    if requirements:
+        for name, version, _ in found:
+            click.echo(f"{name}=={version}")
+        return
+    print_table(f"{len(found)} plugins", ["distribution", "version", "requires ampel-core"],
+                [[name, version, requires or "(any)"] for name, version, requires in found], output_format,
+                key_columns=["distribution", "version"])
 
 
 @click.command()
 @click.option("--tier", type=click.IntRange(0, 3), help="Only units of this tier.")
-def units(tier: int | None) -> None:
-    """List installed units: name, tier, kind, distribution and version."""
+@format_option
+def units(tier: int | None, output_format: Format) -> None:
+    """List installed units: tier, kind, name, distribution and version."""
     from ampel_core.registry import get_registry
 
     registry = get_registry()
+    rows = []
     for name, component in sorted(registry.units.items()):
         cls = registry.unit_class(name)
         if tier is None or cls.tier == tier:
-            click.echo(f"T{cls.tier} {cls.kind:8} {name:32} {component.distribution} {component.version}")
+            rows.append([f"T{cls.tier}", cls.kind, name, component.distribution, component.version])
+    print_table(f"{len(rows)} units", ["tier", "kind", "unit", "distribution", "version"], rows, output_format,
+                key_columns=["unit", "distribution"])
 
 
 @click.group()

@@ -12,25 +12,10 @@ from typing import Any
 
 import click
 
+from ampel_core.tables import Format, format_option, print_table
+
 STORE = click.option("--store", "store_url", default=lambda: os.environ.get("AMPEL_STORE", "sqlite:///ampel.db"),
                      show_default="$AMPEL_STORE or sqlite:///ampel.db", help="Store URL.")
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console()
-
-
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Any:
-    from rich.table import Table
-
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("-" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v) for v in row))
-    return table
 
 
 def _when(timestamp: float | None) -> str:
@@ -39,16 +24,18 @@ def _when(timestamp: float | None) -> str:
 
 @click.command()
 @STORE
-def runs(store_url: str) -> None:
-    """List recorded runs: id, status, start (UTC), wall time, alerts, tickets, job name and digest."""
+@format_option
+def runs(store_url: str, output_format: Format) -> None:
+    """List recorded runs: id, status, start (UTC), wall time, alerts, tickets, job name and digest
+    (in full)."""
     from ampel_core.store import open_store
 
     store = open_store(store_url)
     rows = [[r.id, r.status, _when(r.started), f"{(r.ended or r.started) - r.started:.1f}s", r.summary.get("alerts", "-"),
              f"{r.summary.get('tickets_done', 0)}/{r.summary.get('tickets_failed', 0)}",
-             r.job.get("name", r.job.get("worker", "?")), r.job_digest[:16]] for r in store.runs()]
-    _console().print(_table(f"runs in {store_url}", ["run", "status", "started", "wall", "alerts", "t2 ok/failed",
-                                                      "job", "job digest"], rows))
+             r.job.get("name", r.job.get("worker", "?")), r.job_digest] for r in store.runs()]
+    print_table(f"runs in {store_url}", ["run", "status", "started", "wall", "alerts", "t2 ok/failed", "job", "job digest"],
+                rows, output_format, key_columns=["job", "job digest"])
 
 
 @click.group()
@@ -59,9 +46,14 @@ def stock() -> None:
 @stock.command("show")
 @click.argument("name")
 @STORE
-@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
-def stock_show(name: str, store_url: str, as_json: bool) -> None:
-    """Datapoints, states per channel, T2 results and the journal of a stock."""
+@format_option
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+def stock_show(name: str, store_url: str, output_format: Format, as_json: bool) -> None:
+    """Datapoints, states per channel, T2 results and the journal of a stock.
+
+    --format table prints four tables (result bodies and journal details shortened to a line);
+    csv prints the same four tables in full, each after a line '# <title>' and separated by a blank
+    line; json prints one object with everything."""
     from ampel_core.api import resolve_stock
     from ampel_core.store import open_store
 
@@ -72,26 +64,35 @@ def stock_show(name: str, store_url: str, as_json: bool) -> None:
     states = store.channel_states(stock_id)
     results = store.results(stock=stock_id)
     journal = store.journal(stock_id)
-    if as_json:
+    if as_json or output_format == "json":
         from dataclasses import asdict
 
         click.echo(json.dumps({"stock": asdict(info) if info else None, "datapoints": [asdict(d) for d in datapoints],
                                "states": states, "results": [{"id": i, **asdict(r)} for i, r in results],
                                "journal": [asdict(j) for j in journal]}, indent=2, default=str))
         return
-    console = _console()
-    console.print(f"[bold]{', '.join(info.names) if info else name}[/] (stock {stock_id}); channels: "
-                  f"{', '.join(info.channels) if info else '-'}; tags: {', '.join(info.tags) if info and info.tags else '-'}")
-    console.print(_table(f"{len(datapoints)} datapoints", ["id", "MJD", "band", "mag", "mag_err", "flux", "flux_err", "limit", "tags"],
-                         [[d.id, d.time, d.band, d.mag, d.mag_err, d.flux, d.flux_err, "yes" if d.upper_limit else "",
-                           ",".join(d.tags)] for d in datapoints]))
-    console.print(_table(f"{len(states)} channel states", ["channel", "state", "alert", "time"],
-                         [[c, s, a, _when(t)] for c, s, a, t in states]))
-    console.print(_table(f"{len(results)} T2 results", ["result", "unit", "status", "link", "run", "body"],
-                         [[i, r.unit, r.status, f"{r.link_kind}:{r.link[:16]}", r.run,
-                           json.dumps(r.body, default=str)[:100]] for i, r in results]))
-    console.print(_table(f"{len(journal)} journal entries", ["time", "tier", "action", "channel", "run", "detail"],
-                         [[_when(j.time), j.tier, j.action, j.channel, j.run, json.dumps(j.detail)[:80]] for j in journal]))
+
+    def shorten(value: Any, length: int) -> str:
+        text = json.dumps(value, default=str)
+        return text if output_format == "csv" or len(text) <= length else text[: length - 1] + "…"
+
+    tables: list[tuple[str, list[str], list[list[Any]]]] = [
+        (f"{len(datapoints)} datapoints", ["id", "MJD", "band", "mag", "mag_err", "flux", "flux_err", "limit", "tags"],
+         [[d.id, d.time, d.band, d.mag, d.mag_err, d.flux, d.flux_err, "yes" if d.upper_limit else "", ",".join(d.tags)]
+          for d in datapoints]),
+        (f"{len(states)} channel states", ["channel", "state", "alert", "time"], [[c, s, a, _when(t)] for c, s, a, t in states]),
+        (f"{len(results)} T2 results", ["result", "unit", "status", "link", "trace", "run", "body"],
+         [[i, r.unit, r.status, f"{r.link_kind}:{r.link}", r.trace, r.run, shorten(r.body, 100)] for i, r in results]),
+        (f"{len(journal)} journal entries", ["time", "tier", "action", "channel", "run", "detail"],
+         [[_when(j.time), j.tier, j.action, j.channel, j.run, shorten(j.detail, 80)] for j in journal]),
+    ]
+    if output_format == "table":
+        click.echo(f"{', '.join(info.names) if info else name} (stock {stock_id}); channels: "
+                   f"{', '.join(info.channels) if info else '-'}; tags: {', '.join(info.tags) if info and info.tags else '-'}")
+    for number, (title, columns, rows) in enumerate(tables):
+        if output_format == "csv":
+            click.echo(("\n" if number else "") + f"# {title}")
+        print_table(title, columns, rows, output_format, key_columns=["id", "channel", "unit"])
 
 
 @stock.command("plot")
@@ -100,13 +101,16 @@ def stock_show(name: str, store_url: str, as_json: bool) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("lc.png"), show_default=True,
               help="PNG file to write.")
 @click.option("--dpi", default=100, show_default=True, help="Pixels per inch (the figure is 8 x 5 inches).")
-def stock_plot(name: str, store_url: str, output: Path, dpi: int) -> None:
+@click.option("--flux", is_flag=True, help="Plot flux instead of magnitude (shows negative subtractions).")
+def stock_plot(name: str, store_url: str, output: Path, dpi: int, flux: bool) -> None:
     """Plot the light curve of a stock to a PNG (8 x 5 inches): detections per band with errors,
-    upper limits as triangles."""
+    forced photometry as open squares, upper limits as triangles. In magnitudes, points with a
+    negative difference flux (fainter than the reference image) are left out and counted in a
+    note; with --flux they are drawn as open circles below zero."""
     from ampel_core.api import plot_light_curve
     from ampel_core.store import open_store
 
-    figure = plot_light_curve(open_store(store_url), name)
+    figure = plot_light_curve(open_store(store_url), name, flux=flux)
     figure.savefig(output, dpi=dpi)
     click.echo(f"wrote {output}", err=True)
 

@@ -11,32 +11,35 @@ from typing import Any
 
 import click
 
+from ampel_core.tables import Format, format_option, print_table
 
-def print_summary(summary: dict[str, Any], title: str = "run summary") -> None:
-    from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"{title} (run {summary['run']}, {summary['status']})", show_header=False)
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    rows = [("source records read", summary["records"]), ("alerts decoded", summary["alerts"]),
-            ("quarantined (undecodable records)", summary["quarantined"]),
-            ("  of which unreadable (source cut short)", summary["unreadable"]),
-            ("alerts ingested (taken by >= 1 channel)", summary["ingested"]),
-            ("alerts taken by no channel", summary["unaccepted"])]
+def print_summary(summary: dict[str, Any], title: str = "run summary", output_format: Format = "table") -> None:
+    """Print a run summary to standard error (standard output belongs to T3 reports): as a table
+    of (what, count) rows, as CSV of those rows, or as the summary's JSON (``--summary-json``)."""
+    if output_format == "json":
+        click.echo(json.dumps(summary, indent=2), err=True)
+        return
+    rows: list[list[Any]] = [
+        ["source records read", summary["records"]], ["alerts decoded", summary["alerts"]],
+        ["quarantined (undecodable records)", summary["quarantined"]],
+        ["  of which unreadable (source cut short)", summary["unreadable"]],
+        ["alerts ingested (taken by >= 1 channel)", summary["ingested"]],
+        ["alerts taken by no channel", summary["unaccepted"]]]
     channels = sorted(set(summary["accepted"]) | set(summary["rejected"]) | set(summary["failed"]))
     for channel in channels:
-        rows.append((f"  {channel}: accepted / rejected / failed",
+        rows.append([f"  {channel}: accepted / rejected / failed",
                      f"{summary['accepted'].get(channel, 0)} / {summary['rejected'].get(channel, 0)} / "
-                     f"{summary['failed'].get(channel, 0)}"))
-    rows += [("T2 tickets done / failed / retried",
-              f"{summary['tickets_done']} / {summary['tickets_failed']} / {summary['tickets_retried']}"),
-             ("T3 reports (failed)", f"{summary['reports']} ({summary['reports_failed']})"),
-             ("T0 time (s) / alerts per second", f"{summary['t0_seconds']:.2f} / {summary['alerts_per_second'] or '-'}"),
-             ("wall time (s)", f"{summary['wall_seconds']:.2f}")]
-    for what, count in rows:
-        table.add_row(what, str(count))
-    Console(stderr=True).print(table)
+                     f"{summary['failed'].get(channel, 0)}"])
+    rows += [["T2 tickets done / failed / retried",
+              f"{summary['tickets_done']} / {summary['tickets_failed']} / {summary['tickets_retried']}"],
+             ["T3 reports (failed)", f"{summary['reports']} ({summary['reports_failed']})"],
+             ["T0 time (s) / alerts per second", f"{summary['t0_seconds']:.2f} / {summary['alerts_per_second'] or '-'}"],
+             ["wall time (s)", f"{summary['wall_seconds']:.2f}"]]
+    if output_format == "csv":
+        rows = [[what.strip(), count] for what, count in rows]
+    print_table(f"{title} (run {summary['run']}, {summary['status']})", ["what", "count"], rows, output_format,
+                file=sys.stderr, key_columns=["what", "count"], show_header=False)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -57,12 +60,17 @@ def _interrupt(signum: int, frame: Any) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="AMPEL_CONFIG",
               help="A built config (`ampel config build`) to hold the installation to: refuse to run when it is stale. "
                    "Default: $AMPEL_CONFIG; none: no check.")
+@format_option
 def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_json: Path | None, no_progress: bool,
-        workers: int | None, executor: str, scheduler: str | None, config_path: Path | None) -> None:
+        workers: int | None, executor: str, scheduler: str | None, config_path: Path | None,
+        output_format: Format) -> None:
     """Run JOB_FILE: its T0, T2 and T3 tasks in order, recorded as one run.
 
     With --workers N or --executor dask, T0 and T2 run in parallel into one store (see
     docs/scaling.md); the results are the same as a one-process run's.
+
+    The summary goes to standard error in --format (table, csv or json); T3 reports print to
+    standard output in their own ``format``.
 
     Exit 0 when the job ran (bad alerts and failing units are counted, not fatal), 2 when it could
     not run (invalid job, unknown unit, bad config, unreachable store).
@@ -95,7 +103,7 @@ def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_j
             bars.advance(tasks[label], done)
 
         summary = run_job(parsed, progress, workers=workers, executor=executor, scheduler=scheduler).as_dict()
-    print_summary(summary, parsed.name)
+    print_summary(summary, parsed.name, output_format)
     if summary_json:
         summary_json.write_text(json.dumps(summary, indent=2))
     if summary["status"] == "incomplete":

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from ampel_core.models import Alert
+from ampel_core.tables import Format, print_table
 from ampel_core.units import JSON, AlertFilter, ReactUnit, Reject, StateUnit
 from ampel_core.views import StateView, StockView, lookup
 
@@ -40,28 +41,46 @@ class MinDetectionsFilter(AlertFilter):
 
 
 class T2LightCurveSummary(StateUnit):
-    """Summary of a state's light curve: detections, upper limits and forced-photometry points per
-    band, first and last detection (MJD), peak (brightest detection) per band, and duration (days)."""
+    """Summary of a state's light curve, in flux space (see docs/contributing/write-a-unit.md,
+    "Negative subtractions").
+
+    A difference-image detection with a negative flux (ZTF ``isdiffpos`` = ``f``; a negative
+    Rubin ``psfFlux``) means the source is *fainter* than in the reference image: it is not a
+    brightening, and its ``mag`` (ZTF: the magnitude of ``|flux|``) is not a brightness. Such
+    detections (flux <= 0) are counted apart in ``nneg`` and take no part in the peak, the first
+    and last detection or the duration.
+
+    Output: ``ndet`` (detections with flux > 0), ``nneg`` (detections with flux <= 0), ``nlim``
+    (upper limits), ``nforced`` (forced photometry), ``first_detection`` and ``last_detection``
+    (MJD, of the positive detections; None without one), ``duration`` (days between them, 0.0
+    without), and ``bands``: per band the same counts and the peak, the positive detection of
+    largest flux: ``peak_flux`` (in the datapoint's ``zp``/``zpsys`` system), ``peak_mag``,
+    ``peak_time`` (MJD); all three None when the band has no positive detection.
+    """
 
     def process(self, state: StateView) -> JSON:
-        detections = state.detections
         bands: dict[str, dict[str, Any]] = {}
+        positive = []
         for dp in state.datapoints:
             if not dp.band:
                 continue
-            entry = bands.setdefault(dp.band, {"ndet": 0, "nlim": 0, "nforced": 0, "peak_mag": None,
-                                               "peak_time": None, "peak_flux": None})
+            entry = bands.setdefault(dp.band, {"ndet": 0, "nneg": 0, "nlim": 0, "nforced": 0, "peak_flux": None,
+                                               "peak_mag": None, "peak_time": None})
             if not dp.is_detection:
                 entry["nlim" if dp.upper_limit else "nforced"] += 1
-                continue
-            entry["ndet"] += 1
-            if dp.flux is not None and (entry["peak_flux"] is None or dp.flux > entry["peak_flux"]):
-                entry.update(peak_flux=dp.flux, peak_time=dp.time, peak_mag=dp.mag)
-        times = [dp.time for dp in detections]
+            elif dp.flux is not None and dp.flux <= 0:
+                entry["nneg"] += 1
+            else:
+                entry["ndet"] += 1
+                positive.append(dp)
+                if entry["peak_flux"] is None or dp.flux > entry["peak_flux"]:
+                    entry.update(peak_flux=dp.flux, peak_time=dp.time, peak_mag=dp.mag)
+        times = [dp.time for dp in positive]
         return {
-            "ndet": len(detections),
-            "nlim": sum(1 for dp in state.datapoints if dp.upper_limit),
-            "nforced": sum(1 for dp in state.datapoints if "forced" in dp.tags and not dp.upper_limit),
+            "ndet": len(positive),
+            "nneg": sum(entry["nneg"] for entry in bands.values()),
+            "nlim": sum(entry["nlim"] for entry in bands.values()),
+            "nforced": sum(entry["nforced"] for entry in bands.values()),
             "first_detection": min(times) if times else None,
             "last_detection": max(times) if times else None,
             "duration": (max(times) - min(times)) if times else 0.0,
@@ -70,8 +89,9 @@ class T2LightCurveSummary(StateUnit):
 
 
 class T3TableReport(ReactUnit):
-    """A table of the selected stocks, one row each, printed to the terminal and/or written to a
-    file whose format follows its extension (.csv, .ecsv, .parquet, .fits; via astropy)."""
+    """A table of the selected stocks, one row each, printed to standard output (``format``:
+    table, csv or json; see `ampel_core.tables` — names are never cut) and/or written to a file
+    whose format follows its extension (.csv, .ecsv, .parquet, .fits; via astropy)."""
 
     columns: dict[str, str] = Field(
         default_factory=lambda: {"stock": "name", "ndet": "T2LightCurveSummary.ndet",
@@ -79,8 +99,9 @@ class T3TableReport(ReactUnit):
                                  "last": "T2LightCurveSummary.last_detection"},
         description="Column name -> value path ('name', 'id', 'tags' or '<Unit>.<key>...' of a T2 result).")
     output: str | None = Field(None, description="File to write (format from the extension); none: no file.")
-    show: bool = Field(True, description="Print the table to the terminal.")
-    max_rows: int = Field(50, ge=0, description="Rows printed to the terminal (all rows go to the file).")
+    show: bool = Field(True, description="Print the table to standard output.")
+    format: Format = Field("table", description="How to print it: table (for people), csv or json (for programs).")
+    max_rows: int = Field(50, ge=0, description="Rows printed as a table (csv and json print all; all rows go to the file).")
 
     def rows(self, views: Sequence[StockView]) -> list[dict[str, Any]]:
         return [{name: lookup(view, path) for name, path in self.columns.items()} for view in views]
@@ -107,23 +128,10 @@ class T3TableReport(ReactUnit):
         table.write(self.output, overwrite=True)
 
     def _print(self, rows: list[dict[str, Any]]) -> None:
-        from rich.console import Console
-        from rich.table import Table as RichTable
-
-        table = RichTable(title=f"{len(rows)} stocks")
-        for name in self.columns:
-            table.add_column(name)
-        for row in rows[: self.max_rows]:
-            table.add_row(*(_format(row[name]) for name in self.columns))
-        Console().print(table)
-
-
-def _format(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+        shown = rows[: self.max_rows] if self.format == "table" else rows
+        title = f"{len(rows)} stocks" + (f" (first {len(shown)})" if len(shown) < len(rows) else "")
+        print_table(title, list(self.columns), [[row[name] for name in self.columns] for row in shown], self.format,
+                    key_columns=[name for name, path in self.columns.items() if path in ("name", "id")])
 
 
 class T3JsonExport(ReactUnit):

@@ -7,10 +7,13 @@ fields of a `DataPoint`:
 - ``time``: Modified Julian Date of the exposure mid-point (days).
 - ``band``: an sncosmo bandpass name (``ztfg``, ``lsstr``, ``bessellb`` ...).
 - ``flux``, ``flux_err``: flux in the ``zp``/``zpsys`` magnitude system, i.e.
-  ``mag = zp - 2.5 log10(flux)``; ``flux`` is ``None`` for an upper limit, whose ``flux_err`` is the
-  1-sigma noise flux derived from the limiting magnitude.
+  ``mag = zp - 2.5 log10(flux)`` where ``flux > 0``; ``flux`` is ``None`` for an upper limit, whose
+  ``flux_err`` is the 1-sigma noise flux derived from the limiting magnitude. A difference flux
+  may be negative (ZTF ``isdiffpos`` = ``f``, a negative Rubin flux): the source is fainter than
+  in the reference image, which is not a brightening.
 - ``mag``, ``mag_err``: the survey's magnitude and error; for an upper limit ``mag`` is the
-  (5-sigma) limiting magnitude and ``mag_err`` is ``None``.
+  (5-sigma) limiting magnitude and ``mag_err`` is ``None``. For a negative flux ``mag`` is not a
+  brightness (ZTF: the magnitude of ``|flux|``; Rubin: ``None``): use flux, or check ``flux > 0``.
 - ``upper_limit``: True for a non-detection.
 
 Forced photometry carries the tag ``forced``; records without photometry (e.g. an object summary)

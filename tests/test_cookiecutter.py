@@ -131,8 +131,8 @@ def test_config_build_lists_the_installed_units_with_the_package_version(install
         assert (unit["distribution"], unit["version"], unit["tier"]) == (DISTRIBUTION, VERSION, tier)
         assert len(unit["code_digest"]) == 64
     assert config["units"]["T2CctestRise"]["config_schema"]["properties"]["window"]["default"] == 10.0
-    listing = ampel("units", "--tier", "2")
-    assert listing.returncode == 0 and "T2CctestRise" in listing.stdout and f"{DISTRIBUTION} {VERSION}" in listing.stdout
+    listing = ampel("units", "--tier", "2", "--format", "csv")
+    assert listing.returncode == 0 and f"T2,state,T2CctestRise,{DISTRIBUTION},{VERSION}" in listing.stdout.splitlines()
 
 
 def test_the_generated_package_passes_its_own_tests(installed: Path) -> None:

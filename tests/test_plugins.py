@@ -41,9 +41,9 @@ def tiny_plugin() -> Path:
 
 
 def test_installed_plugin_is_discovered_through_its_entry_point(tiny_plugin: Path, tmp_path: Path) -> None:
-    listing = ampel("units", "--tier", "2")
+    listing = ampel("units", "--tier", "2", "--format", "csv")
     assert listing.returncode == 0, listing.stderr
-    assert "T2TinyPeak" in listing.stdout and "ampel-plugin-tiny 0.3.1" in listing.stdout
+    assert "T2,state,T2TinyPeak,ampel-plugin-tiny,0.3.1" in listing.stdout.splitlines()
     assert "BrightFilter" not in listing.stdout  # tier 0
     built = ampel("config", "build", "-o", str(tmp_path / "conf.yaml"))
     assert built.returncode == 0, built.stderr

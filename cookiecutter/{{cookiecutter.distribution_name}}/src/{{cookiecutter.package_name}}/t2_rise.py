@@ -11,14 +11,16 @@ from pydantic import Field
 class T2{{ cookiecutter.unit_prefix }}Rise(StateUnit):
     """How fast a transient brightens or fades, from the recent detections of each band.
 
-    Per band, the slope in magnitudes per day of a straight line through the detections of the last
+    Detections with a negative difference flux are left out (they have no magnitude; see the
+    core's docs/contributing/write-a-unit.md). Per band, the slope in magnitudes per day of a
+    straight line through the detections of the last
     ``window`` days (negative: brightening); the trend is the mean slope of the bands that have one,
     ``"rising"`` below ``-min_rate``, ``"fading"`` above ``min_rate``, ``"flat"`` in between, and
     None without any slope. Also the peak: the brightest detection of the whole light curve.
 
     Output: ``{"ndet": int, "peak_mag": float, "peak_time": float (MJD), "peak_band": str,
     "bands": {band: {"ndet": int, "slope": float | None}}, "trend": str | None}``; the peak fields
-    are None when no detection has a magnitude. Never NaN: missing values are None.
+    are None when no detection has a positive flux and a magnitude. Never NaN: missing values are None.
     """
 
     window: float = Field(10.0, gt=0, description="Days before the last detection used for the slopes.")
@@ -27,7 +29,9 @@ class T2{{ cookiecutter.unit_prefix }}Rise(StateUnit):
 
     def process(self, state: StateView) -> dict[str, Any]:
         table = state.table()  # detections, sorted by time, with the standard photometry columns
-        table = table[np.isfinite(table["mag"])]
+        # a negative difference flux (ZTF isdiffpos f) is a fading below the reference, not a
+        # brightening, and its mag is not a brightness: keep positive fluxes only
+        table = table[np.isfinite(table["mag"]) & (table["flux"] > 0)]
         if len(table) == 0:
             return {"ndet": 0, "peak_mag": None, "peak_time": None, "peak_band": None, "bands": {}, "trend": None}
         peak = table[int(np.argmin(table["mag"]))]
