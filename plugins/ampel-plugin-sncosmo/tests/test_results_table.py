@@ -19,7 +19,7 @@ QUICKSTART = Path(__file__).resolve().parents[3] / "docs" / "examples" / "ztf-qu
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pytest.importorskip("ampel_ztf")
-    from ampel_core.engine import run_job
+    from ampel_core.drivers import run_job
     from ampel_core.registry import get_registry
 
     if "T2SNCosmoFit" not in get_registry().units:

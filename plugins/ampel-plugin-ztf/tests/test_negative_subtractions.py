@@ -10,7 +10,7 @@ import matplotlib
 import pytest
 
 from ampel_core import api
-from ampel_core.engine import run_job
+from ampel_core.drivers import run_job
 from ampel_core.jobs import load_job
 from ampel_core.registry import Registry
 from ampel_core.store import Store
