@@ -26,16 +26,34 @@ def _when(timestamp: float | None) -> str:
 @STORE
 @format_option
 def runs(store_url: str, output_format: Format) -> None:
-    """List recorded runs: id, status, start (UTC), wall time, alerts, tickets, job name and digest
-    (in full)."""
+    """List recorded runs: id, status (ok, incomplete, interrupted, killed, failed, stopped,
+    running), start (UTC), wall time, alerts, tickets, quarantined records, job name and digest (in
+    full), and what went wrong. Nothing is written (a run whose process is gone shows 'killed')."""
     from ampel_core.store import open_store
 
-    store = open_store(store_url)
-    rows = [[r.id, r.status, _when(r.started), f"{(r.ended or r.started) - r.started:.1f}s", r.summary.get("alerts", "-"),
-             f"{r.summary.get('tickets_done', 0)}/{r.summary.get('tickets_failed', 0)}",
-             r.job.get("name", r.job.get("worker", "?")), r.job_digest] for r in store.runs()]
-    print_table(f"runs in {store_url}", ["run", "status", "started", "wall", "alerts", "t2 ok/failed", "job", "job digest"],
+    from ampel_core.runtime import run_status
+
+    store = open_store(store_url, read_only=True)
+    rows = [[r.id, run_status(r), _when(r.started), f"{(r.ended or r.started) - r.started:.1f}s", r.summary.get("alerts", "-"),
+             f"{r.summary.get('tickets_done', 0)}/{r.summary.get('tickets_failed', 0)}", r.summary.get("quarantined", "-"),
+             r.job.get("name", r.job.get("worker", "?")), r.job_digest, _why(r)] for r in store.runs()]
+    print_table(f"runs in {store_url}", ["run", "status", "started", "wall", "alerts", "t2 ok/failed", "quarantined",
+                                         "job", "job digest", "error"],
                 rows, output_format, key_columns=["job", "job digest"])
+
+
+def _why(run: Any) -> str:
+    """What went wrong in a run, in a line: its error, or why it is incomplete or was killed."""
+    if run.summary.get("error"):
+        return str(run.summary["error"])
+    if run.status == "incomplete":
+        return f"{run.summary.get('unreadable', '?')} source record(s) unreadable: see `ampel quarantine list --run {run.id}`"
+    if run.status == "running":
+        from ampel_core.runtime import run_status
+
+        if run_status(run) == "killed":
+            return "its process is gone: killed (the next run on this store records it)"
+    return ""
 
 
 @click.group()
@@ -57,7 +75,7 @@ def stock_show(name: str, store_url: str, output_format: Format, as_json: bool) 
     from ampel_core.api import resolve_stock
     from ampel_core.store import open_store
 
-    store = open_store(store_url)
+    store = open_store(store_url, read_only=True)
     stock_id = resolve_stock(store, name)
     info = store.get_stock(stock_id)
     datapoints = sorted(store.stock_datapoints(stock_id), key=lambda d: (d.time, d.id))
@@ -100,7 +118,8 @@ def stock_show(name: str, store_url: str, output_format: Format, as_json: bool) 
 @STORE
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("lc.png"), show_default=True,
               help="PNG file to write.")
-@click.option("--dpi", default=100, show_default=True, help="Pixels per inch (the figure is 8 x 5 inches).")
+@click.option("--dpi", default=100, show_default=True, type=click.IntRange(10, 1200),
+              help="Pixels per inch (the figure is 8 x 5 inches).")
 @click.option("--flux", is_flag=True, help="Plot flux instead of magnitude (shows negative subtractions).")
 def stock_plot(name: str, store_url: str, output: Path, dpi: int, flux: bool) -> None:
     """Plot the light curve of a stock to a PNG (8 x 5 inches): detections per band with errors,
@@ -110,7 +129,7 @@ def stock_plot(name: str, store_url: str, output: Path, dpi: int, flux: bool) ->
     from ampel_core.api import plot_light_curve
     from ampel_core.store import open_store
 
-    figure = plot_light_curve(open_store(store_url), name, flux=flux)
+    figure = plot_light_curve(open_store(store_url, read_only=True), name, flux=flux)
     figure.savefig(output, dpi=dpi)
     click.echo(f"wrote {output}", err=True)
 
@@ -126,7 +145,7 @@ def provenance(identifier: str, store_url: str, prov_json: Path | None) -> None:
     from ampel_core.provenance_report import provenance_chain, to_prov_document
     from ampel_core.store import open_store
 
-    store = open_store(store_url)
+    store = open_store(store_url, read_only=True)
     chain = provenance_chain(store, identifier)
     click.echo(json.dumps(chain, indent=2, default=str))
     if prov_json:
@@ -148,7 +167,7 @@ def _print_comparison(comparison: Any, label_first: str, label_second: str, limi
 
 
 @click.command()
-@click.argument("run", type=int)
+@click.argument("run", type=click.IntRange(1, 2**63 - 1))
 @STORE
 @click.option("--scratch", "scratch_url", help="Store URL for the replay, kept (default: a temporary SQLite file, deleted afterwards).")
 def replay(run: int, store_url: str, scratch_url: str | None) -> None:
@@ -163,8 +182,8 @@ def replay(run: int, store_url: str, scratch_url: str | None) -> None:
 
 
 @click.command()
-@click.argument("first", type=int)
-@click.argument("second", type=int)
+@click.argument("first", type=click.IntRange(1, 2**63 - 1))
+@click.argument("second", type=click.IntRange(1, 2**63 - 1))
 @STORE
 @click.option("--rel-tol", default=0.0, show_default=True, help="Relative tolerance for numbers.")
 @click.option("--second-store", "second_store_url", help="Store of run SECOND, when it is not --store.")

@@ -106,6 +106,9 @@ def job(job_file: Path, store: str | None, overrides: tuple[str, ...], summary_j
     print_summary(summary, parsed.name, output_format)
     if summary_json:
         summary_json.write_text(json.dumps(summary, indent=2))
+    if summary["quarantined"] and summary["status"] != "incomplete":
+        click.echo(f"note: {summary['quarantined']} record(s) quarantined; why: `ampel quarantine list --store "
+                   f"{parsed.store} --run {summary['run']}`", err=True)
     if summary["status"] == "incomplete":
         click.echo(f"warning: run {summary['run']} is incomplete: {summary['unreadable']} source record(s) could not be "
                    f"read whole (`ampel quarantine list --store {parsed.store} --run {summary['run']}` says why)", err=True)

@@ -18,6 +18,7 @@ COMMANDS = {
     "unit": ("ampel_core._cli_config:unit", "Show or check one unit."),
     "job": ("ampel_core._cli_run:job", "Run a job file (T0, T2, T3 tasks) and print its summary."),
     "worker": ("ampel_core._cli_run:worker", "Run a long-lived worker (T2 tickets) against a store."),
+    "quarantine": ("ampel_core._cli_quarantine:quarantine", "List or show records that could not be decoded or read."),
     "runs": ("ampel_core._cli_inspect:runs", "List recorded runs."),
     "stock": ("ampel_core._cli_inspect:stock", "Show or plot one stock."),
     "provenance": ("ampel_core._cli_inspect:provenance", "Trace a result, state or datapoint back to its alert and run."),
@@ -64,10 +65,19 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
+    """The ``ampel`` command: exit 0 when done, 2 with one ``error:`` line when it could not run (a
+    usage error prints click's usage and ``Error:`` line), 130 when interrupted; never a traceback
+    (``AMPEL_DEBUG=1`` shows one for an internal error)."""
     from ampel_core.errors import user_errors
 
     with user_errors():
-        return cli.main(args=argv, prog_name="ampel", standalone_mode=True)
+        try:
+            return cli.main(args=argv, prog_name="ampel", standalone_mode=False)
+        except click.exceptions.Abort:  # click's form of Ctrl-C
+            raise KeyboardInterrupt from None
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def replay(store_url: str, run: int, scratch_url: str | None = None) -> tuple[in
     from ampel_core.drivers import run_job
     from ampel_core.jobs import Job
 
-    store = open_store(store_url)
+    store = open_store(store_url, read_only=True)
     recorded = store.get_run(run)
     if recorded is None:
         raise AmpelError(f"no run {run} in {store_url}; `ampel runs --store {store_url}` lists them")
@@ -109,7 +109,7 @@ def diff(store_url: str, first: int, second: int, rel_tol: float = 0.0, second_s
     store); numbers within ``rel_tol`` count as equal."""
     found = []
     for url, run in ((store_url, first), (second_store_url or store_url, second)):
-        store = open_store(url)
+        store = open_store(url, read_only=True)
         if store.get_run(run) is None:
             raise AmpelError(f"no run {run} in {url}")
         found.append(_results_of_run(store, run, ("unit", "stock")))

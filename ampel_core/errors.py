@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +36,8 @@ def is_user_error(error: BaseException) -> bool:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Print errors a user can act on as ``error: <message>`` and exit 2; Ctrl-C (or SIGTERM, which
-    commands that run work turn into it) as ``error: interrupted`` with exit 130; let bugs raise."""
+    commands that run work turn into it) as ``error: interrupted`` with exit 130; an internal error
+    (a bug) as one ``error: internal error ...`` line, exit 2 (``AMPEL_DEBUG=1``: raise it)."""
     try:
         yield
     except KeyboardInterrupt:
@@ -43,7 +45,12 @@ def user_errors() -> Iterator[None]:
               "continue where it stopped)", file=sys.stderr)
         sys.exit(130)
     except Exception as error:
-        if not is_user_error(error):
+        if is_user_error(error):
+            print(f"error: {error}", file=sys.stderr)
+        elif os.environ.get("AMPEL_DEBUG"):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        else:  # a bug: still one line, and how to get the traceback for a report
+            message = str(error).splitlines()[0] if str(error) else ""
+            print(f"error: internal error, {type(error).__name__}: {message} (a bug in AMPEL: run again with "
+                  "AMPEL_DEBUG=1 for the traceback, and report it)", file=sys.stderr)
         sys.exit(2)

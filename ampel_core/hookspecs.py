@@ -42,7 +42,8 @@ def ampel_alert_sources() -> dict[str, str]:
 @hookspec
 def ampel_stores() -> dict[str, str]:
     """Store backends by URL scheme (``sqlite``, ``postgresql``), as import paths of callables
-    ``open_store(url: str) -> ampel_core.store.Store``."""
+    ``open_store(url: str, read_only: bool = False) -> ampel_core.store.Store``; read-only stores
+    create and change nothing (see `ampel_core.sql_store.SqlStore`)."""
 
 
 @hookspec

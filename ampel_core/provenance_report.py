@@ -37,6 +37,8 @@ def provenance_chain(store: Store, identifier: str) -> dict[str, Any]:
     datapoint_ids: list[int] = []
     stock_id: int | None = None
     if kind == "result":
+        if not value.isdigit() or int(value) >= 2**63:
+            raise AmpelError(f"no result {value!r}: a result is a number (result:N); `ampel stock show` lists them")
         result = store.get_result(int(value))
         if result is None:
             raise AmpelError(f"no result {value} in {store.url}")

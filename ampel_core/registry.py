@@ -257,12 +257,14 @@ def load_config(path: str | Path) -> dict[str, Any]:
     """Read a built config; AmpelError when it is missing or not a config."""
     import yaml
 
-    from ampel_core.errors import AmpelError
-
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise AmpelError(f"no config at {path}: build one with `ampel config build -o {path}`")
-    document = yaml.safe_load(path.read_text())
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise AmpelError(f"{path} is not an AMPEL config (not YAML: {str(error).splitlines()[0]}); rebuild it with "
+                         "`ampel config build`") from None
     if not isinstance(document, dict) or "units" not in document:
         raise AmpelError(f"{path} is not an AMPEL config (no 'units'); rebuild it with `ampel config build`")
     return document

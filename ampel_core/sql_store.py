@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from ampel_core.models import DataPoint, JournalEntry, Result, Run, State, Stock, Trace
-from ampel_core.store import IngestBatch, StoreError, Ticket, dumps, dumps_fast
+from ampel_core.store import IngestBatch, Quarantined, StoreError, Ticket, dumps, dumps_fast
 
 __all__ = ["IMMUTABLE_TABLES", "MIGRATIONS", "SCHEMA_VERSION", "TABLES", "SqlStore", "journal_key"]
 
@@ -93,10 +93,14 @@ class SqlStore:
     placeholder = "?"
     claim_lock = ""  # appended to the ticket-claiming SELECT (PostgreSQL: skip rows others are claiming)
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, read_only: bool = False) -> None:
+        self.url, self.read_only = url, read_only
         self.conn = self.connect()
-        self.create_schema()
+        try:
+            self.check_schema() if read_only else self.create_schema()
+        except BaseException:
+            self.conn.close()
+            raise
 
     # --- backend-specific ------------------------------------------------------------------
     def connect(self) -> Any:
@@ -149,6 +153,21 @@ class SqlStore:
         cursor.execute(self.sql("SELECT value FROM meta WHERE key = ?"), ("schema_version",))
         row = cursor.fetchone()
         return int(row[0]) if row else 0
+
+    def check_schema(self) -> None:
+        """For a read-only store: StoreError unless it is an AMPEL store of this schema version."""
+        cursor = self.conn.cursor()
+        try:
+            version = self.stored_version(cursor)
+        finally:
+            cursor.close()
+        if version == 0:
+            raise StoreError(f"{self.label()} is not an AMPEL store (it holds no AMPEL schema): check the URL")
+        if version != SCHEMA_VERSION:
+            relation = "newer" if version > SCHEMA_VERSION else "older"
+            raise StoreError(f"{self.label()} has store schema version {version}, {relation} than this ampel-core's "
+                             f"({SCHEMA_VERSION}): open it once with a writing command (`ampel job`) to upgrade it, or "
+                             "upgrade ampel-core")
 
     def create_schema(self) -> None:
         """Create the schema in an empty database, upgrade an older one, refuse a newer one (see
@@ -416,8 +435,11 @@ class SqlStore:
         rows = self.execute("SELECT origin, run FROM alerts WHERE id = ?", (alert,))
         return (rows[0][0], rows[0][1]) if rows else None
 
-    def quarantined(self) -> list[tuple[str, str, bytes]]:
-        return [(o, r, bytes(p)) for o, r, p in self.execute("SELECT origin, reason, payload FROM quarantine ORDER BY origin")]
+    def quarantined(self, run: int | None = None) -> list[Quarantined]:
+        """The quarantined records (of ``run``), by run and origin."""
+        where, params = (" WHERE run = ?", (run,)) if run is not None else ("", ())
+        rows = self.execute(f"SELECT id, origin, reason, payload, run FROM quarantine{where} ORDER BY run, origin", params)
+        return [Quarantined(i, o, r, bytes(p), run) for i, o, r, p, run in rows]
 
     def alert_blobs(self, alert: int) -> dict[str, bytes]:
         """The binary parts (e.g. image cutouts) kept for an alert."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from urllib.parse import quote
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +53,15 @@ class SqliteStore(SqlStore):
         path = sqlite_path(self.url)
         self.pack_path = None if path == ":memory:" else f"{path}{PACK_SUFFIX}"
         self._pack: int | None = None  # its file descriptor, opened on first use
+        if self.read_only:
+            if not Path(path).is_file():
+                raise StoreError(f"no store at {path}: the file does not exist (a SQLite store URL is "
+                                 "sqlite:///relative/path.db or sqlite:////absolute/path.db; a bare path works too)")
+            conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, isolation_level=None, timeout=60,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 60000")
+            conn.execute("PRAGMA query_only = ON")
+            return conn
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
@@ -78,15 +88,24 @@ class SqliteStore(SqlStore):
             cursor.close()
 
     def execute(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        # a lone SELECT reads its own WAL snapshot without the write lock, so the readers of
-        # several worker processes never queue behind (or sleep in the busy handler for) a writer
-        if query.lstrip()[:6].upper() == "SELECT":
-            cursor = self.conn.execute(self.sql(query), params)
-            try:
-                return list(cursor.fetchall())
-            finally:
-                cursor.close()
-        return super().execute(query, params)
+        try:
+            # a lone SELECT reads its own WAL snapshot without the write lock, so the readers of
+            # several worker processes never queue behind (or sleep in the busy handler for) a writer
+            if query.lstrip()[:6].upper() == "SELECT":
+                cursor = self.conn.execute(self.sql(query), params)
+                try:
+                    return list(cursor.fetchall())
+                finally:
+                    cursor.close()
+            return super().execute(query, params)
+        except sqlite3.DatabaseError as error:
+            raise _damaged(self.url, error) from None
+
+    def stored_version(self, cursor: Any) -> int:
+        try:
+            return super().stored_version(cursor)
+        except sqlite3.DatabaseError as error:
+            raise _damaged(self.url, error) from None
 
     def close(self) -> None:
         super().close()
@@ -159,5 +178,14 @@ class SqliteStore(SqlStore):
         return statements
 
 
-def open_store(url: str) -> SqliteStore:
-    return SqliteStore(url)
+def _damaged(url: str, error: sqlite3.DatabaseError) -> Exception:
+    """A damaged or foreign file as a StoreError; other database errors (constraints, a busy
+    database) stay what they are."""
+    if type(error) is sqlite3.DatabaseError:  # "file is not a database", "database disk image is malformed"
+        return StoreError(f"{sqlite_path(url)} cannot be read as a SQLite store ({error}): the file is damaged or "
+                          "not an AMPEL store; restore it from a copy, or ingest into a new store")
+    return error
+
+
+def open_store(url: str, read_only: bool = False) -> SqliteStore:
+    return SqliteStore(url, read_only)

@@ -19,7 +19,7 @@ from ampel_core.errors import AmpelError
 from ampel_core.models import DataPoint, JournalEntry, Result, Run, State, Stock, Trace
 from ampel_core.provenance import json_default, canonical_json
 
-__all__ = ["IngestBatch", "Store", "StoreError", "Ticket", "TicketSpec", "dumps", "dumps_fast", "open_store"]
+__all__ = ["IngestBatch", "Quarantined", "Store", "StoreError", "Ticket", "TicketSpec", "dumps", "dumps_fast", "open_store"]
 
 class StoreError(AmpelError):
     """The store cannot be opened or used (bad URL, newer schema, ...)."""
@@ -36,6 +36,18 @@ class TicketSpec:
     stock: int
     channel: str
     version: str = ""  # stock units: the state that prompted this run
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A record that could not be decoded or read whole: why, where from, its bytes, by which run.
+    ``id`` is the sha256 of origin and bytes (quarantining the same record twice keeps one)."""
+
+    id: str
+    origin: str
+    reason: str
+    payload: bytes
+    run: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +119,7 @@ class Store(Protocol):
     def datapoint_origin(self, stock: int, datapoint: int) -> tuple[int | None, int | None]: ...
     def alert_origin(self, alert: int) -> tuple[str, int] | None: ...
     def counts(self) -> dict[str, int]: ...
-    def quarantined(self) -> list[tuple[str, str, bytes]]: ...
+    def quarantined(self, run: int | None = None) -> list[Quarantined]: ...
     def alert_blobs(self, alert: int) -> dict[str, bytes]: ...
     # T2
     def claim_tickets(self, owner: str, limit: int, lease: float, channels: Sequence[str] | None = None) -> list[Ticket]: ...
@@ -137,15 +149,21 @@ def dumps_fast(value: Any) -> str:
         return dumps(value)
 
 
-def open_store(url: str) -> Store:
-    """Open the store at ``url`` with the backend registered for its scheme."""
+def open_store(url: str, read_only: bool = False) -> Store:
+    """Open the store at ``url`` with the backend registered for its scheme; a bare path (no
+    ``scheme://``) is a SQLite file. ``read_only`` (what inspecting commands use) never creates or
+    changes anything: a store that does not exist, or a database that is not an AMPEL store, is a
+    StoreError saying so."""
     from ampel_core.registry import get_registry
 
+    if "://" not in url:
+        url = f"sqlite:///{url}"
     scheme = url.partition(":")[0].partition("+")[0]
     registry = get_registry()
     if scheme not in registry.stores:
         raise StoreError(f"no store backend for '{scheme}://' URLs (store URL {url!r}); installed: "
                          f"{', '.join(sorted(registry.stores))}. PostgreSQL needs `pip install ampel-plugin-postgres`.")
-    store: Store = registry.stores[scheme].load()(url)
+    opener = registry.stores[scheme].load()
+    store: Store = opener(url, read_only=True) if read_only else opener(url)
     return store
 

@@ -186,7 +186,10 @@ class StoreContract:
         assert store.alert_origin(78) is None
         assert store.alert_blobs(77) == {"cutout": b"\x00\x01binary\xff"}
         assert store.alert_blobs(78) == {}
-        assert store.quarantined() == [("bad.avro", "not avro", b"\x00garbage")]
+        [quarantined] = store.quarantined()
+        assert (quarantined.origin, quarantined.reason, quarantined.payload, quarantined.run) == (
+            "bad.avro", "not avro", b"\x00garbage", run)
+        assert len(quarantined.id) == 64 and store.quarantined(run) == [quarantined] and store.quarantined(run + 1) == []
         counts = store.counts()
         assert {k: counts[k] for k in ("stocks", "alerts", "datapoints", "states", "channel_states", "tickets",
                                        "journal", "rejected", "failed_alerts", "quarantine", "runs")} == {

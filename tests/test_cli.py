@@ -108,7 +108,7 @@ def test_sigkill_mid_ingest_then_restart_equals_an_uninterrupted_run(tmp_path: P
     assert ampel("job", str(job), "--no-progress").returncode == 0
     assert store_content(killed_store) == store_content(tmp_path / "reference.db")
     runs = sqlite3.connect(killed_store).execute("SELECT status FROM runs ORDER BY id").fetchall()
-    assert runs == [("running",), ("ok",)]  # the killed run stays visible as never finished
+    assert runs == [("killed",), ("ok",)]  # the rerun found the killed run's process gone and recorded it
 
 
 @pytest.fixture(scope="module")

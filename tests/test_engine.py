@@ -45,7 +45,7 @@ def test_every_alert_is_accounted_for(tmp_path: Path, split_alerts: Path, ampel_
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     counts = store.counts()
     assert counts["rejected"] == 3 and counts["alerts"] == 46 and counts["quarantine"] == 1
-    [(origin, reason, payload)] = store.quarantined()
+    [(origin, reason, payload)] = [(q.origin, q.reason, q.payload) for q in store.quarantined()]
     assert origin.endswith("9999.json") and "line 1" in reason and payload.startswith(b'{"stock": "broken"')
     assert summary.tickets_done == counts["states"] == counts["tickets"]
     run = store.get_run(summary.run)
@@ -400,7 +400,7 @@ def test_lazy_history_is_built_only_for_taken_alerts_and_a_failing_one_is_accoun
     assert sorted(built) == [1, 2, 3]
     assert (summary.accepted["BRIGHT"], summary.failed["BRIGHT"], summary.quarantined) == (2, 1, 0)
     assert summary.ingested + summary.unaccepted == summary.alerts == 3
-    [(origin, reason, payload)] = store.quarantined()
+    [(origin, reason, payload)] = [(q.origin, q.reason, q.payload) for q in store.quarantined()]
     assert (origin, payload) == ("r3", b"3") and "fid 7 is not a ZTF band" in reason
     assert store.counts()["datapoints"] == 4  # two triggers and their upper limits; nothing of alert 3
 

@@ -399,7 +399,7 @@ def test_a_job_ingests_the_good_records_and_quarantines_each_bad_one(
          "format": {"name": "lsst"}}]}), workers=workers)
     assert (summary.records, summary.alerts, summary.quarantined, summary.accepted["ALL"]) == (1, 5, 2, 5)
     opened = open_store(store)
-    quarantined = opened.quarantined()
+    quarantined = [(q.origin, q.reason, q.payload) for q in opened.quarantined()]
     assert [origin for origin, _, _ in quarantined] == [f"{tmp_path / 'export.avro'}#3", f"{tmp_path / 'export.avro'}#5"]
     assert opened.counts()["alerts"] == 5
     for origin, _, payload in quarantined:  # each bad record's own bytes

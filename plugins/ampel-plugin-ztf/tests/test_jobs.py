@@ -109,12 +109,12 @@ def test_bad_files_are_quarantined_with_reasons_and_the_run_goes_on(tmp_path: Pa
     assert summary.records == 8 and summary.quarantined == 5 and summary.alerts == len(
         [a for p in good for a in ZTFAlertFormat().decode(p.read_bytes(), "")])
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    reasons = {Path(origin).name: reason for origin, reason, _ in store.quarantined()}
+    reasons = {Path(q.origin).name: q.reason for q in store.quarantined()}
     assert "empty payload (0 bytes)" in reasons["empty.avro"]
     assert "not an Avro container" in reasons["garbage.avro"] and "not an Avro container" in reasons["notes.txt"]
     assert "truncated Avro container" in reasons["truncated.avro"]
     assert "not a ZTF alert: schema 'lsst.v7_4.alert' has no 'objectId'" in reasons["wrong_schema.avro"]
-    assert {Path(o).name: p for o, _, p in store.quarantined()}["truncated.avro"] == bad["truncated.avro"]
+    assert {Path(q.origin).name: q.payload for q in store.quarantined()}["truncated.avro"] == bad["truncated.avro"]
     assert store.counts()["alerts"] == summary.alerts
 
 
@@ -123,7 +123,7 @@ def test_the_unreadable_shared_files_are_quarantined(tmp_path: Path, shared_data
     summary = run(t0_job(tmp_path, [folder, SAMPLE / "ztf-avro-alert"], pattern="*.avro"), ztf_registry)
     assert summary.records == 13 and summary.quarantined == 12 and summary.alerts == 1 and summary.accepted["ALL"] == 1
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    quarantined = store.quarantined()
+    quarantined = [(q.origin, q.reason, q.payload) for q in store.quarantined()]
     assert len(quarantined) == 12 and all("corrupt Avro container: block 1 declares" in r for _, r, _ in quarantined)
     assert {Path(o).name: p for o, _, p in quarantined} == {p.name: p.read_bytes() for p in folder.rglob("*.avro")}
 

@@ -68,6 +68,8 @@ class PostgresStore(SqlStore):
         given = conninfo.conninfo_to_dict(dsn)
         defaults = {key: value for key, value in (("application_name", "ampel"), ("connect_timeout", "10"))
                     if key not in given}
+        if self.read_only:  # the server refuses every write of this session
+            defaults["options"] = f"{given.get('options') or ''} -c default_transaction_read_only=on".strip()
         try:
             # autocommit: a single statement is its own transaction (one round trip, no BEGIN/COMMIT);
             # `transaction` wraps the multi-statement writes
@@ -114,13 +116,6 @@ class PostgresStore(SqlStore):
             ]
         return statements
 
-    def create_schema(self) -> None:
-        try:
-            super().create_schema()
-        except BaseException:
-            self.conn.close()
-            raise
 
-
-def open_store(url: str) -> PostgresStore:
-    return PostgresStore(url)
+def open_store(url: str, read_only: bool = False) -> PostgresStore:
+    return PostgresStore(url, read_only)
