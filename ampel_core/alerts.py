@@ -212,15 +212,23 @@ class JsonAlertFormat(BaseModel):
     tags: list[str] = []  # added to every datapoint
 
     def decode(self, payload: bytes, origin: str) -> list[Alert]:
+        """The alerts of every line. A line that is not an alert is rejected alone (`PartialDecodeError`,
+        origin ``FILE#LINE``, its own bytes) and the other lines' alerts are kept; a payload of one
+        line that is not an alert raises `AlertDecodeError`."""
         payload = _maybe_gunzip(payload, origin)
-        alerts = []
-        for number, line in enumerate(payload.splitlines(), 1):
-            if line.strip():
-                try:
-                    alerts.append(self._alert(orjson.loads(line)))
-                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-                    kind = "missing field" if isinstance(error, KeyError) else type(error).__name__
-                    raise AlertDecodeError(f"{origin} line {number}: {kind}: {error}") from None
+        alerts: list[Alert] = []
+        rejects: list[RejectedRecord] = []
+        lines = [(number, line) for number, line in enumerate(payload.splitlines(), 1) if line.strip()]
+        for number, line in lines:
+            try:
+                alerts.append(self._alert(orjson.loads(line)))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+                kind = "missing field" if isinstance(error, KeyError) else type(error).__name__
+                rejects.append(RejectedRecord(f"{origin}#{number}", f"{origin} line {number}: {kind}: {error}", line))
+        if len(lines) == 1 and rejects:
+            raise AlertDecodeError(rejects[0].reason)
+        if rejects:
+            raise PartialDecodeError(origin, alerts, rejects)
         if not alerts:
             raise AlertDecodeError(f"{origin}: no alert in {len(payload)} bytes")
         return alerts

@@ -32,8 +32,9 @@ from ampel_core.registry import Component, Registry, build_config, dump_yaml, ge
 from ampel_core.units import StateUnit, T2Unit, TiedStateUnit, Unit, build_unit
 from ampel_core.views import StateView, StockView
 
-__all__ = ["TEST_DISTRIBUTION", "ampel_config", "ampel_manager", "register_plugin", "register_units", "run_unit",
-           "shared_data", "shared_data_dir", "state_view", "stock_view"]
+__all__ = ["FINGERPRINT_QUERIES", "TEST_DISTRIBUTION", "ampel_config", "ampel_manager", "register_plugin", "register_units",
+           "run_unit", "shared_data", "shared_data_dir", "state_view", "stock_view", "store_fingerprint"]
+
 
 TEST_DISTRIBUTION = "local-test"
 
@@ -118,6 +119,38 @@ def run_unit(unit: Unit | type[Unit], value: Any, dependencies: dict[str, Any] |
     if isinstance(instance, T2Unit):
         t2_body(type(instance).__name__, output)  # TypeError unless a JSON-able dict
     return output
+
+
+FINGERPRINT_QUERIES = {
+    "stocks": "SELECT id FROM stocks", "names": "SELECT stock, name FROM stock_names",
+    "stock_channels": "SELECT stock, channel FROM stock_channels", "tags": "SELECT stock, tag FROM stock_tags",
+    "alerts": "SELECT id, stock, origin FROM alerts", "datapoints": "SELECT id, stock, tags, body, alert FROM datapoints",
+    "states": "SELECT id, stock, datapoints FROM states",
+    "channel_states": "SELECT stock, channel, state, alert FROM channel_states",
+    "tickets": "SELECT unit, trace, link_kind, link, version, stock, channel, status, attempts FROM tickets",
+    "results": "SELECT unit, trace, link_kind, link, stock, status, body FROM results",
+    "journal": "SELECT stock, tier, action, channel, trace, alert, detail FROM journal WHERE tier < 2",
+    "t2 journal": "SELECT stock, action, channel, trace FROM journal WHERE tier = 2",
+    "rejected": "SELECT alert, channel, stock, trace, code, reason FROM rejected",
+    "failed": "SELECT alert, channel, stock, trace FROM failed_alerts",
+    "quarantine": "SELECT id, origin, reason, payload FROM quarantine",
+    "traces": "SELECT id, document FROM traces",
+}
+
+
+def store_fingerprint(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Everything the runs of a SQL store produced, sorted, without what differs between two equal
+    runs (row ids, times, run ids, run records, T3 reports): two stores that ingested the same
+    alerts with the same job, however often interrupted and rerun, have equal fingerprints."""
+    from ampel_core.sql_store import SqlStore
+    from ampel_core.store import open_store
+
+    store = open_store(url, read_only=True)
+    assert isinstance(store, SqlStore), "store_fingerprint reads SQL stores"
+    try:
+        return {name: sorted(store.execute(query), key=repr) for name, query in FINGERPRINT_QUERIES.items()}
+    finally:
+        store.close()
 
 
 def state_view(datapoints: Sequence[DataPoint], channel: str = "TEST", name: str = "test") -> StateView:

@@ -301,39 +301,7 @@ def test_cli_job_with_workers(tmp_path: Path, sample_alerts: Path) -> None:
 
 # T2 workers as real processes ---------------------------------------------------------------------
 
-PROBE_MODULE = '''
-"""A T2 unit that logs each execution and can be made slow (tests of worker processes)."""
-import os
-import time
-
-from ampel_core.hookspecs import hookimpl
-from ampel_core.units import StateUnit
-
-
-class T2Probe(StateUnit):
-    """Appends "start PID STATE" and "end PID STATE" to ``log`` around each execution and sleeps
-    $PROBE_SECONDS (default 0) in between."""
-
-    log: str
-
-    def process(self, state):
-        self._write(f"start {os.getpid()} {state.id}")
-        time.sleep(float(os.environ.get("PROBE_SECONDS", "0")))
-        self._write(f"end {os.getpid()} {state.id}")
-        return {"datapoints": len(state.datapoints)}
-
-    def _write(self, line):
-        descriptor = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        try:
-            os.write(descriptor, (line + "\\n").encode())
-        finally:
-            os.close(descriptor)
-
-
-@hookimpl
-def ampel_units():
-    return ["ampel_probe_units:T2Probe"]
-'''
+PROBE_FOLDER = Path(__file__).parent / "fixtures" / "probe"  # ampel_probe_units: a T2 unit that logs and sleeps
 
 # a worker process: the installed plugins plus the probe unit, then the real `ampel` command line
 BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import ampel_probe_units as probe; "
@@ -342,10 +310,8 @@ BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import ampel_prob
 
 
 @pytest.fixture(scope="session")
-def probe_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("probe")
-    (folder / "ampel_probe_units.py").write_text(PROBE_MODULE)
-    return folder
+def probe_folder() -> Path:
+    return PROBE_FOLDER
 
 
 @pytest.fixture

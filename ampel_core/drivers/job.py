@@ -31,7 +31,7 @@ from ampel_core.errors import AmpelError
 from ampel_core.jobs import Job, T0Task, T2Task, T3Task
 from ampel_core.registry import Registry, get_registry
 from ampel_core.runtime import (
-    Channel, Observer, Progress, Report, RunSummary, merge, recorded_run, run_t0, run_t2, run_t3, stop_on_signals,
+    Channel, Observer, Progress, Report, RunSummary, recorded_run, run_t0, run_t2, run_t3, stop_on_signals,
 )
 from ampel_core.store import open_store
 
@@ -125,7 +125,7 @@ def run_job(job: Job, progress: Progress | None = None, registry: Registry | Non
     channels = {config.name: Channel.build(registry, config) for config in job.channels}
     traces = [trace for channel in channels.values() for trace in channel.traces()]
     with recorded_run(job.store, job.model_dump(mode="json"), registry, traces) as summary:
-        observer = Observer(registry, summary.run, progress)
+        observer = Observer(registry, summary, progress)  # the summary is the sum of the batches reported
         pool: Executor = InlineExecutor(registry)
         try:
             if parallel:
@@ -137,8 +137,6 @@ def run_job(job: Job, progress: Progress | None = None, registry: Registry | Non
                 elif isinstance(task, T2Task):
                     parts = pool.run(t2_work, [(job.store, task, summary.run, None)] * (count if parallel else 1),
                                      observer)
-                    for part in parts:
-                        merge(summary, part)
                     if any(part["status"] == "stopped" for part in parts):
                         raise KeyboardInterrupt
                 else:
@@ -154,8 +152,6 @@ def _t0(pool: Executor, job: Job, number: int, task: T0Task, channels: dict[str,
     given = selected if isinstance(pool, InlineExecutor) else None  # other processes build their own
     started = time.perf_counter()
     parts = pool.run(t0_work, [(job, number, summary.run, (index, count), given) for index in range(count)], observer)
-    for part in parts:
-        merge(summary, part)
     summary.t0_seconds += parts[0]["t0_seconds"] if count == 1 else time.perf_counter() - started
 
 
@@ -163,7 +159,7 @@ def _t3(registry: Registry, job: Job, task: T3Task, channels: dict[str, Channel]
         observer: Observer) -> None:
     store = open_store(job.store)
     try:
-        run_t3(store, registry, task, channels, summary.run, summary, observer)
+        run_t3(store, registry, task, channels, summary.run, RunSummary(run=summary.run), observer)
     finally:
         store.close()
 

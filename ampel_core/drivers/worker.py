@@ -7,7 +7,7 @@ from ampel_core.drivers.job import check_store, t2_work
 from ampel_core.errors import AmpelError
 from ampel_core.jobs import T2Task
 from ampel_core.registry import Registry, get_registry
-from ampel_core.runtime import Observer, RunSummary, merge, recorded_run
+from ampel_core.runtime import Observer, RunSummary, recorded_run
 
 __all__ = ["serve_t2"]
 
@@ -26,8 +26,6 @@ def serve_t2(store_url: str, task: T2Task, concurrency: int = 1, idle_exit: bool
     with recorded_run(store_url, document, registry) as summary:
         pool: Executor = InlineExecutor(registry) if concurrency == 1 else LocalExecutor()
         arguments = [(store_url, task, summary.run, None if idle_exit else poll)] * concurrency
-        parts = pool.run(t2_work, arguments, Observer(registry, summary.run))
-        for part in parts:
-            merge(summary, part)
+        parts = pool.run(t2_work, arguments, Observer(registry, summary))
         summary.status = "stopped" if any(part["status"] == "stopped" for part in parts) else "ok"
     return summary

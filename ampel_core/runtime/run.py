@@ -26,7 +26,8 @@ from ampel_core.provenance import digest
 from ampel_core.registry import Registry
 from ampel_core.store import Store, open_store
 
-__all__ = ["COUNTERS", "ENDED", "Observer", "Progress", "Report", "RunSummary", "environment", "mark_killed_runs", "merge",
+__all__ = ["COUNTERS", "ENDED", "Observer", "Progress", "Report", "RunSummary", "batch_counts", "environment",
+           "mark_killed_runs", "merge",
            "process_alive", "recorded_run", "run_status"]
 
 ENDED = ("ok", "incomplete", "interrupted", "failed", "stopped", "killed")
@@ -72,6 +73,15 @@ class RunSummary:
             data[key] = dict(sorted(getattr(self, key).items()))
         data["alerts_per_second"] = round(self.alerts / self.t0_seconds, 1) if self.t0_seconds else None
         return data
+
+
+def batch_counts(batch: RunSummary, counters: Iterable[str]) -> dict[str, int]:
+    """The counts a batch reports: the named ``counters`` and, per channel, ``accepted.<channel>``,
+    ``rejected.<channel>`` and ``failed.<channel>`` (`Observer` adds them up into the run's summary)."""
+    counts = {name: getattr(batch, name) for name in counters}
+    for kind in ("accepted", "rejected", "failed"):
+        counts.update((f"{kind}.{channel}", n) for channel, n in getattr(batch, kind).items() if n)
+    return counts
 
 
 def merge(summary: RunSummary, part: dict[str, Any]) -> None:
@@ -130,13 +140,21 @@ _PROGRESS = {0: ("T0 alerts", "alerts"), 2: ("T2 tickets", "tickets"), 3: ("T3 r
 
 
 class Observer:
-    """The driver's end of the batch reports: fires ``ampel_batch_done`` and advances ``progress``."""
+    """The driver's end of the batch reports: adds each batch's counts to the run's ``summary`` (so
+    it holds what was committed, whichever process did the work and however the run ends), fires
+    ``ampel_batch_done`` and advances ``progress``."""
 
-    def __init__(self, registry: Registry, run: int, progress: Progress | None = None) -> None:
-        self.hook, self.run, self.progress = registry.manager.hook, run, progress
+    def __init__(self, registry: Registry, summary: RunSummary, progress: Progress | None = None) -> None:
+        self.hook, self.summary, self.progress = registry.manager.hook, summary, progress
 
     def __call__(self, tier: int, counts: dict[str, int]) -> None:
-        self.hook.ampel_batch_done(run_id=self.run, tier=tier, counts=counts)
+        for key, count in counts.items():
+            kind, _, channel = key.partition(".")
+            if channel and kind in ("accepted", "rejected", "failed"):
+                getattr(self.summary, kind)[channel] += count
+            elif key in COUNTERS:
+                setattr(self.summary, key, getattr(self.summary, key) + count)
+        self.hook.ampel_batch_done(run_id=self.summary.run, tier=tier, counts=counts)
         if self.progress and tier in _PROGRESS:
             label, key = _PROGRESS[tier]
             self.progress(label, counts.get(key, 0))

@@ -24,7 +24,7 @@ from ampel_core.models import Alert, DataPoint, JournalEntry, State
 from ampel_core.provenance import state_id
 from ampel_core.registry import Registry
 from ampel_core.runtime.configured import Channel, build_component, verdict
-from ampel_core.runtime.run import Report, RunSummary, merge
+from ampel_core.runtime.run import Report, RunSummary, batch_counts, merge
 from ampel_core.store import IngestBatch, Store, TicketSpec
 from ampel_core.units import AlertFilter, PointUnit, StockUnit
 
@@ -56,9 +56,9 @@ class T0Runtime:
         self._decided: dict[tuple[int, str], tuple[str, str | None, str | None]] = {}
         self._again: dict[int, list[tuple[Channel, str]]] = {}  # alert -> (channel, its earlier state)
 
-    def process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]]) -> None:
-        """Ingest one batch in one transaction. The run's summary counts the batch only once it is
-        committed, so an interrupted run reports what its store holds."""
+    def process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]]) -> RunSummary:
+        """Ingest one batch in one transaction; return its counts. The run's summary counts the
+        batch only once it is committed, so an interrupted run reports what its store holds."""
         total, self.summary = self.summary, RunSummary(run=self.summary.run)
         try:
             with _few_collections():
@@ -67,6 +67,7 @@ class T0Runtime:
         finally:
             self.summary = total
         merge(total, committed.as_dict())
+        return committed
 
     def _process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]]) -> None:
         batch = IngestBatch(self.run)
@@ -293,9 +294,8 @@ def _flush(runtime: T0Runtime, batch: list[SourceRecord], decode: Callable[[byte
            report: Report | None) -> None:
     if not batch:
         return
-    before = [getattr(runtime.summary, name) for name in _BATCH_COUNTERS]
-    runtime.process(batch, decode)
+    committed = runtime.process(batch, decode)
     source.commit()  # only now is the batch durable: acknowledge it upstream (Kafka offsets)
     if report is not None:
-        report(0, {name: getattr(runtime.summary, name) - old for name, old in zip(_BATCH_COUNTERS, before, strict=True)})
+        report(0, batch_counts(committed, _BATCH_COUNTERS))
     batch.clear()
