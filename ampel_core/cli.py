@@ -71,6 +71,11 @@ def main(argv: list[str] | None = None) -> Any:
     from ampel_core.errors import user_errors
 
     with user_errors():
+        arguments = sys.argv[1:] if argv is None else argv
+        if any("\0" in argument for argument in arguments):  # no file name or URL can hold one
+            from ampel_core.errors import AmpelError
+
+            raise AmpelError("an argument contains a NUL character")
         try:
             return cli.main(args=argv, prog_name="ampel", standalone_mode=False)
         except click.exceptions.Abort:  # click's form of Ctrl-C

@@ -170,6 +170,8 @@ def load_job(source: str | Path | dict[str, Any], overrides: dict[str, Any] | No
             document = yaml.safe_load(path.read_text())
         except yaml.YAMLError as error:
             raise AmpelError(f"{path}: not valid YAML: {error}") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise AmpelError(f"{path}: cannot read the job file ({error})") from None
     if not isinstance(document, dict):
         raise AmpelError(f"{label}: a job is a YAML mapping (name, store, channels, tasks)")
     from ampel_core.registry import get_registry

@@ -61,7 +61,8 @@ def provenance_chain(store: Store, identifier: str) -> dict[str, Any]:
     if kind == "datapoint":
         name, _, number = value.rpartition(":")
         stock_id = store.find_stock(name) if name else None
-        if stock_id is None or not number.lstrip("-").isdigit():  # upper limits may have negative ids
+        # upper limits may have negative ids; ids are 64-bit
+        if stock_id is None or not number.lstrip("-").isdigit() or not -2**63 <= int(number) < 2**63:
             raise AmpelError(f"no datapoint {value!r} in {store.url} (use datapoint:STOCK:N, STOCK a stock name or id)")
         datapoint_ids = [int(number)]
     points, alerts, runs = [], {}, set()

@@ -50,7 +50,12 @@ def sqlite_path(url: str) -> str:
 
 class SqliteStore(SqlStore):
     def connect(self) -> sqlite3.Connection:
-        path = sqlite_path(self.url)
+        try:
+            return self._connect(sqlite_path(self.url))
+        except (OSError, ValueError, sqlite3.Error) as error:  # a directory, a NUL in the path, no permission
+            raise StoreError(f"cannot open the SQLite store {sqlite_path(self.url)!r}: {error}") from None
+
+    def _connect(self, path: str) -> sqlite3.Connection:
         self.pack_path = None if path == ":memory:" else f"{path}{PACK_SUFFIX}"
         self._pack: int | None = None  # its file descriptor, opened on first use
         if self.read_only:
