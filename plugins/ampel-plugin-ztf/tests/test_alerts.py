@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ampel_core.alerts import AlertDecodeError, FileSource
+from ampel_core.alerts import AlertDecodeError, FileSource, PartialDecodeError
 from ampel_core.models import Alert
 from ampel_ztf import avro
 from ampel_ztf.alerts import CUTOUTS, ZTFAlertFormat, upper_limit_id
@@ -180,6 +180,26 @@ def test_multi_alert_containers_with_several_blocks() -> None:
     assert payload.count(payload[-16:]) > 2  # more than one block
     alerts = FORMAT.decode(payload, "multi")
     assert [a.id for a in alerts] == [r["candid"] for r in rows]
+
+
+def test_a_bad_alert_of_a_container_is_rejected_alone() -> None:
+    files = avro_files(SN2021RHU)[:4]
+    schema, _ = records(files[0])
+    rows = [records(p)[1][0] for p in files]
+    rows[2] = {**rows[2], "candidate": {**rows[2]["candidate"], "fid": 7}}  # no ZTF band 7
+    with pytest.raises(PartialDecodeError) as raised:
+        FORMAT.decode(container(schema, rows), "multi.avro")
+    error = raised.value
+    assert [a.id for a in error.alerts] == [rows[i]["candid"] for i in (0, 1, 3)]
+    [reject] = error.rejects
+    assert reject.origin == "multi.avro#2" and "alert 3 of 4" in reject.reason and "7" in reject.reason
+    assert records_of(reject.payload) == [rows[2]]  # the bad record's own bytes, readable alone
+    with pytest.raises(AlertDecodeError, match="alert 1 of 1"):  # a one-alert container fails whole
+        FORMAT.decode(container(schema, rows[2:3]), "one.avro")
+
+
+def records_of(payload: bytes) -> list[dict[str, Any]]:
+    return list(fastavro.reader(io.BytesIO(payload)))
 
 
 def test_schemas_are_parsed_once(monkeypatch: pytest.MonkeyPatch, sample_files: list[Path]) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ampel_core.alerts import AlertDecodeError
+from ampel_core.alerts import AlertDecodeError, PartialDecodeError, RejectedRecord
 from ampel_core.models import Alert, DataPoint, LazyDataPoints, content_id
 from ampel_ztf.avro import peek_strings, read_container
 from ampel_ztf.ids import to_stock_id
@@ -167,13 +167,18 @@ class ZTFAlertFormat(BaseModel):
                                    "'candidate' fields")
         if not records:
             raise AlertDecodeError(f"{origin}: the Avro container holds no alert")
-        alerts = []
+        alerts, rejects = [], []
         for number, record in enumerate(records, 1):
             try:
                 alerts.append(self.alert(record))
             except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as error:
                 kind = "missing field" if isinstance(error, KeyError) else type(error).__name__
-                raise AlertDecodeError(f"{origin}: alert {number} of {len(records)}: {kind}: {error}") from None
+                reason = f"{origin}: alert {number} of {len(records)}: {kind}: {error}"
+                if len(records) == 1:
+                    raise AlertDecodeError(reason) from None
+                rejects.append(RejectedRecord(f"{origin}#{number - 1}", reason, _alone(schema.parsed, record, payload)))
+        if rejects:  # a container's good alerts are kept; each bad one is quarantined alone
+            raise PartialDecodeError(origin, alerts, rejects)
         return alerts
 
     def stocks(self, payload: bytes, origin: str) -> set[int]:
@@ -236,3 +241,18 @@ class ZTFAlertFormat(BaseModel):
         alert_id = record.get("candid") or candidate["candid"]
         return Alert(id=alert_id, stock=stock, stock_name=name, datapoints=LazyDataPoints(detections, rest),
                      extra=extra, blobs=blobs)
+
+
+def _alone(schema: Any, record: dict[str, Any], payload: bytes) -> bytes:
+    """``record`` as a one-record Avro container of its writer ``schema``; the whole ``payload``
+    where it cannot be written so (a record the schema does not describe)."""
+    import io
+
+    import fastavro
+
+    try:
+        buffer = io.BytesIO()
+        fastavro.writer(buffer, schema, [record])
+        return buffer.getvalue()
+    except Exception:
+        return payload
