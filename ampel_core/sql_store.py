@@ -7,8 +7,8 @@ traces, alerts, journal, channel states) refuse UPDATE and DELETE in the databas
 (triggers). Every write of a T0 batch happens in one transaction; inserts are idempotent (``ON
 CONFLICT DO NOTHING``), so re-ingesting an alert creates nothing new.
 
-The schema is versioned (`SCHEMA_VERSION`, in the ``meta`` table) in this one place, for every SQL
-backend, with one policy: a store older than the code is upgraded when it is opened, by the
+The schema (`ampel_core.sql_schema`: its version, recorded in the ``meta`` table, its tables and
+its migrations) is the same for every SQL backend, with one policy: a store older than the code is upgraded when it is opened, by the
 statements in `MIGRATIONS` (under the backend's schema lock, so concurrent openers upgrade it once),
 or refused with a `StoreError` when no path is known; a store newer than the code is refused.
 """
@@ -22,63 +22,11 @@ from typing import Any
 
 import orjson
 
+from ampel_core import sql_schema
 from ampel_core.models import DataPoint, JournalEntry, Result, Run, State, Stock, Trace
 from ampel_core.store import IngestBatch, Quarantined, StoreError, Ticket, dumps, dumps_fast
 
-__all__ = ["IMMUTABLE_TABLES", "MIGRATIONS", "SCHEMA_VERSION", "TABLES", "SqlStore", "journal_key"]
-
-SCHEMA_VERSION = 2  # 2: datapoints keyed by (stock, id); a SQLite store keeps alert blobs in a pack file
-
-# MIGRATIONS[n]: the statements that take a schema from version n to n + 1, in the shared SQL of
-# `TABLES` ({serial} and {blob} are filled in per backend). Version 1 stores (before the datapoint
-# key changed) have no upgrade path: re-ingest them.
-MIGRATIONS: dict[int, list[str]] = {}
-
-
-TABLES = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (id {serial}, job_digest TEXT NOT NULL, job TEXT NOT NULL, environment TEXT NOT NULL,
-    started DOUBLE PRECISION NOT NULL, ended DOUBLE PRECISION, status TEXT NOT NULL, summary TEXT);
-CREATE TABLE IF NOT EXISTS traces (id TEXT PRIMARY KEY, unit TEXT NOT NULL, document TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS stocks (id BIGINT PRIMARY KEY, created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL);
-CREATE TABLE IF NOT EXISTS stock_names (stock BIGINT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (stock, name));
-CREATE INDEX IF NOT EXISTS stock_names_name ON stock_names (name);
-CREATE TABLE IF NOT EXISTS stock_channels (stock BIGINT NOT NULL, channel TEXT NOT NULL, PRIMARY KEY (stock, channel));
-CREATE TABLE IF NOT EXISTS stock_tags (stock BIGINT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (stock, tag));
-CREATE TABLE IF NOT EXISTS alerts (id BIGINT PRIMARY KEY, stock BIGINT NOT NULL, run BIGINT NOT NULL, origin TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS alert_blobs (alert BIGINT NOT NULL, name TEXT NOT NULL, data {blob} NOT NULL, PRIMARY KEY (alert, name));
-CREATE TABLE IF NOT EXISTS datapoints (id BIGINT NOT NULL, stock BIGINT NOT NULL, tags TEXT NOT NULL, body TEXT NOT NULL,
-    alert BIGINT, run BIGINT, PRIMARY KEY (stock, id));
-CREATE TABLE IF NOT EXISTS states (id TEXT PRIMARY KEY, stock BIGINT NOT NULL, datapoints TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS channel_states (seq {serial}, stock BIGINT NOT NULL, channel TEXT NOT NULL, state TEXT NOT NULL,
-    alert BIGINT, run BIGINT, created DOUBLE PRECISION NOT NULL, UNIQUE (channel, state));
-CREATE INDEX IF NOT EXISTS channel_states_stock ON channel_states (stock, channel);
-CREATE TABLE IF NOT EXISTS tickets (id {serial}, unit TEXT NOT NULL, trace TEXT NOT NULL, link_kind TEXT NOT NULL,
-    link TEXT NOT NULL, version TEXT NOT NULL, stock BIGINT NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, not_before DOUBLE PRECISION NOT NULL DEFAULT 0, lease_until DOUBLE PRECISION,
-    owner TEXT, error TEXT, run BIGINT, created DOUBLE PRECISION NOT NULL, UNIQUE (trace, link_kind, link, version));
-CREATE INDEX IF NOT EXISTS tickets_status ON tickets (status, not_before);
-CREATE TABLE IF NOT EXISTS results (id {serial}, ticket BIGINT, unit TEXT NOT NULL, trace TEXT NOT NULL,
-    link_kind TEXT NOT NULL, link TEXT NOT NULL, stock BIGINT NOT NULL, status TEXT NOT NULL, body TEXT,
-    run BIGINT, created DOUBLE PRECISION NOT NULL);
-CREATE INDEX IF NOT EXISTS results_link ON results (link, trace);
-CREATE INDEX IF NOT EXISTS results_stock ON results (stock);
-CREATE TABLE IF NOT EXISTS journal (id {serial}, stock BIGINT NOT NULL, tier INTEGER NOT NULL, action TEXT NOT NULL,
-    channel TEXT, trace TEXT, run BIGINT, alert BIGINT, detail TEXT NOT NULL, time DOUBLE PRECISION NOT NULL,
-    dedup TEXT UNIQUE);
-CREATE INDEX IF NOT EXISTS journal_stock ON journal (stock);
-CREATE TABLE IF NOT EXISTS rejected (alert BIGINT NOT NULL, channel TEXT NOT NULL, stock BIGINT NOT NULL, trace TEXT,
-    code INTEGER NOT NULL, reason TEXT NOT NULL, run BIGINT, PRIMARY KEY (alert, channel));
-CREATE TABLE IF NOT EXISTS failed_alerts (alert BIGINT NOT NULL, channel TEXT NOT NULL, stock BIGINT NOT NULL, trace TEXT,
-    error TEXT NOT NULL, run BIGINT, PRIMARY KEY (alert, channel));
-CREATE TABLE IF NOT EXISTS quarantine (id TEXT PRIMARY KEY, origin TEXT NOT NULL, reason TEXT NOT NULL,
-    payload {blob} NOT NULL, run BIGINT);
-CREATE TABLE IF NOT EXISTS reports (id {serial}, run BIGINT NOT NULL, channel TEXT, unit TEXT NOT NULL, trace TEXT NOT NULL,
-    body TEXT, created DOUBLE PRECISION NOT NULL);
-"""
-
-IMMUTABLE_TABLES = ("datapoints", "states", "results", "traces", "alerts", "journal", "channel_states")
-
+__all__ = ["SqlStore", "journal_key"]
 
 class SqlStore:
     """The public base of SQL store backends: the whole `Store` protocol in SQL that SQLite and
@@ -163,10 +111,10 @@ class SqlStore:
             cursor.close()
         if version == 0:
             raise StoreError(f"{self.label()} is not an AMPEL store (it holds no AMPEL schema): check the URL")
-        if version != SCHEMA_VERSION:
-            relation = "newer" if version > SCHEMA_VERSION else "older"
+        if version != sql_schema.SCHEMA_VERSION:
+            relation = "newer" if version > sql_schema.SCHEMA_VERSION else "older"
             raise StoreError(f"{self.label()} has store schema version {version}, {relation} than this ampel-core's "
-                             f"({SCHEMA_VERSION}): open it once with a writing command (`ampel job`) to upgrade it, or "
+                             f"({sql_schema.SCHEMA_VERSION}): open it once with a writing command (`ampel job`) to upgrade it, or "
                              "upgrade ampel-core")
 
     def create_schema(self) -> None:
@@ -177,30 +125,30 @@ class SqlStore:
             version = self.stored_version(cursor)
         finally:
             cursor.close()
-        if version == SCHEMA_VERSION:
+        if version == sql_schema.SCHEMA_VERSION:
             return
         with self.transaction() as cursor:
             self.lock_schema(cursor)
             version = self.stored_version(cursor)  # another opener may have got here first
-            if version > SCHEMA_VERSION:
+            if version > sql_schema.SCHEMA_VERSION:
                 raise StoreError(f"{self.label()} has store schema version {version}, newer than this ampel-core "
-                                 f"understands ({SCHEMA_VERSION}): upgrade ampel-core (and the store's plugin)")
-            if version == SCHEMA_VERSION:
+                                 f"understands ({sql_schema.SCHEMA_VERSION}): upgrade ampel-core (and the store's plugin)")
+            if version == sql_schema.SCHEMA_VERSION:
                 return
             if version == 0:
                 statements = self.schema_statements()
             else:
-                missing = [step for step in range(version, SCHEMA_VERSION) if step not in MIGRATIONS]
+                missing = [step for step in range(version, sql_schema.SCHEMA_VERSION) if step not in sql_schema.MIGRATIONS]
                 if missing:
                     raise StoreError(f"{self.label()} has store schema version {version}, older than this ampel-core's "
-                                     f"({SCHEMA_VERSION}), and no upgrade path is known (no migration from version "
+                                     f"({sql_schema.SCHEMA_VERSION}), and no upgrade path is known (no migration from version "
                                      f"{missing[0]}): ingest into a new store")
-                statements = [self.dialect(statement) for step in range(version, SCHEMA_VERSION)
-                              for statement in MIGRATIONS[step]]
+                statements = [self.dialect(statement) for step in range(version, sql_schema.SCHEMA_VERSION)
+                              for statement in sql_schema.MIGRATIONS[step]]
             for statement in statements:
                 cursor.execute(statement)
             cursor.execute(self.sql("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
-                                    "SET value = excluded.value"), ("schema_version", str(SCHEMA_VERSION)))
+                                    "SET value = excluded.value"), ("schema_version", str(sql_schema.SCHEMA_VERSION)))
 
     def close(self) -> None:
         self.conn.close()

@@ -24,7 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ampel_core.sql_store import IMMUTABLE_TABLES, TABLES, SqlStore
+from ampel_core.sql_schema import IMMUTABLE_TABLES, TABLES
+from ampel_core.sql_store import SqlStore
 from ampel_core.store import StoreError
 
 __all__ = ["PACK_SUFFIX", "SqliteStore", "open_store", "sqlite_path", "store_files"]

@@ -8,7 +8,8 @@ import pytest
 
 from ampel_core.sqlite_store import SqliteStore
 from ampel_core.store import StoreError
-from ampel_core.store_contract import SqlStoreContract, alert_batch, datapoint
+from ampel_core.sql_store_contract import SqlStoreContract
+from ampel_core.store_contract import alert_batch, datapoint
 
 
 class TestSqliteStore(SqlStoreContract):

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 import ampel_postgres.store as pg
-from ampel_core.sql_store import SCHEMA_VERSION
+from ampel_core.sql_schema import SCHEMA_VERSION
 from ampel_core.store import StoreError, open_store
 from ampel_core.store_contract import alert_batch, datapoint
 from ampel_postgres.testing import postgres_store_url, postgres_url, scratch_schema  # noqa: F401 - fixtures

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ampel_core.store_contract import SqlStoreContract
+from ampel_core.sql_store_contract import SqlStoreContract
 from ampel_postgres.testing import postgres_store_url, postgres_url  # noqa: F401 - fixtures
 
 

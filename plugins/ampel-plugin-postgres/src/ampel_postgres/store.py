@@ -9,10 +9,10 @@ Many worker processes on many hosts share one database:
 - T2 tickets are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` plus a lease, so concurrent
   claimers never wait for each other and never get the same ticket; a ticket whose lease ran out
   (its worker died) is claimable again.
-- Immutable tables (`ampel_core.sql_store.IMMUTABLE_TABLES`) refuse UPDATE, DELETE and TRUNCATE in a
+- Immutable tables (`ampel_core.sql_schema.IMMUTABLE_TABLES`) refuse UPDATE, DELETE and TRUNCATE in a
   trigger.
 - The schema is created, versioned and upgraded by `ampel_core.sql_store.SqlStore` (one policy for
-  every SQL backend: older stores are upgraded by `ampel_core.sql_store.MIGRATIONS`, newer ones
+  every SQL backend: older stores are upgraded by `ampel_core.sql_schema.MIGRATIONS`, newer ones
   refused); here under an advisory lock, so concurrent openers create or upgrade it once.
 
 Lease times are compared with each host's clock: keep the worker hosts' clocks in sync (NTP).
@@ -27,7 +27,8 @@ from typing import Any
 import psycopg
 from psycopg import conninfo
 
-from ampel_core.sql_store import IMMUTABLE_TABLES, TABLES, SqlStore
+from ampel_core.sql_schema import IMMUTABLE_TABLES, TABLES
+from ampel_core.sql_store import SqlStore
 from ampel_core.store import StoreError
 
 __all__ = ["PostgresStore", "connection_string", "open_store", "redacted"]
