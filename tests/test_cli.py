@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -58,22 +59,6 @@ def test_job_that_cannot_run_exits_2_with_a_clear_message(tmp_path: Path, sample
     assert missing.returncode == 2 and "job file not found" in missing.stderr
 
 
-def many_alerts(folder: Path, sample: Path, copies: int) -> Path:
-    """``copies`` renamed copies of the sample (new stock names and ids), one alert per file."""
-    folder.mkdir()
-    lines = sample.read_text().splitlines()
-    for copy in range(copies):
-        for number, line in enumerate(lines):
-            alert = json.loads(line)
-            alert["stock"] = f"{alert['stock']}_{copy}"
-            alert["id"] += copy * 10**15
-            for dp in alert["datapoints"]:
-                if "id" in dp:
-                    dp["id"] += copy * 10**15
-            (folder / f"{copy:03d}_{number:03d}.json").write_text(json.dumps(alert))
-    return folder
-
-
 def store_content(path: Path) -> dict[str, set]:
     connection = sqlite3.connect(path)
     queries = {
@@ -86,8 +71,8 @@ def store_content(path: Path) -> dict[str, set]:
     return {name: set(connection.execute(query)) for name, query in queries.items()}
 
 
-def test_sigkill_mid_ingest_then_restart_equals_an_uninterrupted_run(tmp_path: Path, sample_alerts: Path) -> None:
-    alerts = many_alerts(tmp_path / "alerts", sample_alerts, 40)  # 1,840 alerts
+def test_sigkill_mid_ingest_then_restart_equals_an_uninterrupted_run(tmp_path: Path, sample_copies: Any) -> None:
+    alerts = sample_copies(tmp_path / "alerts", 40)  # 1,840 alerts
     reference = write_job(tmp_path / "reference.yml", alerts, tmp_path / "reference.db", batch_size=5)
     assert ampel("job", str(reference), "--no-progress").returncode == 0
     killed_store = tmp_path / "killed.db"

@@ -5,13 +5,13 @@ committed. Also: a rerun of a finished job adds nothing but its run record."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -27,24 +27,6 @@ PROBE = Path(__file__).parents[1] / "fixtures" / "probe"  # ampel_probe_units: T
 BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import ampel_probe_units as probe; "
              "from ampel_core import plugins; plugins.register(plugins.get_manager(), probe, 'ampel-probe-units'); "
              "from ampel_core.cli import main; main(sys.argv[1:])")
-
-
-def alerts_of(folder: Path, copies: int) -> Path:
-    """``copies`` renamed copies of the 46 sample alerts (new stocks), 46 alerts per file."""
-    folder.mkdir(exist_ok=True)
-    lines = SAMPLE.read_text().splitlines()
-    for copy in range(copies):
-        renamed = []
-        for line in lines:
-            alert = json.loads(line)
-            alert["stock"] = f"{alert['stock']}_{copy}"
-            alert["id"] += copy * 10**15
-            for point in alert["datapoints"]:
-                if "id" in point:
-                    point["id"] += copy * 10**15
-            renamed.append(json.dumps(alert))
-        (folder / f"copy-{copy:03d}.jsonl").write_text("\n".join(renamed) + "\n")
-    return folder
 
 
 def write_job(path: Path, alerts: Path, store: Path, log: Path, batch_size: int = 20) -> Path:
@@ -89,10 +71,11 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory, log: Path) -> tuple[Path, dict[str, list[tuple[object, ...]]]]:
+def reference(tmp_path_factory: pytest.TempPathFactory, log: Path,
+              sample_copies: Any) -> tuple[Path, dict[str, list[tuple[object, ...]]]]:
     """Six copies of the sample (276 alerts) and the fingerprint of an uninterrupted run over them."""
     folder = tmp_path_factory.mktemp("reference")
-    alerts = alerts_of(folder / "alerts", 6)
+    alerts = sample_copies(folder / "alerts", 6, one_per_file=False)
     finish(write_job(folder / "job.yml", alerts, folder / "store.db", log))
     return alerts, store_fingerprint(f"sqlite:///{folder / 'store.db'}")
 
@@ -159,8 +142,8 @@ def test_a_signal_at_any_point_then_a_rerun_equals_an_uninterrupted_run(
     assert store_fingerprint(f"sqlite:///{store}") == expected
 
 
-def test_counts_after_an_interruption_equal_what_was_committed(tmp_path: Path, log: Path) -> None:
-    alerts = alerts_of(tmp_path / "alerts", 40)  # 1,840 alerts
+def test_counts_after_an_interruption_equal_what_was_committed(tmp_path: Path, log: Path, sample_copies: Any) -> None:
+    alerts = sample_copies(tmp_path / "alerts", 40, one_per_file=False)  # 1,840 alerts
     store = tmp_path / "store.db"
     process = start(write_job(tmp_path / "job.yml", alerts, store, log, batch_size=10))
     deadline = time.monotonic() + 60
