@@ -130,13 +130,12 @@ def run_job(job: Job, progress: Progress | None = None, registry: Registry | Non
         try:
             if parallel:
                 pool = DaskExecutor(scheduler, workers) if executor == "dask" else LocalExecutor()
-            count = workers or pool.slots()
+            count = (workers or pool.slots()) if parallel else 1  # partitions of T0, processes of T2
             for number, task in enumerate(job.tasks):
                 if isinstance(task, T0Task):
-                    _t0(pool, job, number, task, channels, summary, observer, count if parallel else 1)
+                    _t0(pool, job, number, task, channels, summary, observer, count)
                 elif isinstance(task, T2Task):
-                    parts = pool.run(t2_work, [(job.store, task, summary.run, None)] * (count if parallel else 1),
-                                     observer)
+                    parts = pool.run(t2_work, [(job.store, task, summary.run, None)] * count, observer)
                     if any(part["status"] == "stopped" for part in parts):
                         raise KeyboardInterrupt
                 else:

@@ -163,12 +163,12 @@ class Observer:
 @contextlib.contextmanager
 def recorded_run(store_url: str, document: dict[str, Any], registry: Registry,
                  traces: Iterable[Trace] = ()) -> Iterator[RunSummary]:
-    """Record one run of ``document`` (a job, or a worker's settings): start it (its digest, the
-    environment, the unit ``traces`` it will use), fire ``ampel_run_started``, yield its summary,
-    and end it with its status (ok; incomplete when source records could not be read whole;
-    interrupted; failed, with its error) and counts however the body
-    exits, then fire ``ampel_run_finished``. The store is open only to record: the body opens its own
-    connections."""
+    """Record one run of ``document`` (a job, or a worker's settings): record as killed the runs of
+    this host whose process is gone, start this one (its digest, the environment, the unit
+    ``traces`` it will use), fire ``ampel_run_started``, yield its summary, and end it with its
+    status (ok; incomplete when source records could not be read whole; interrupted; failed, with
+    its error) and counts however the body exits, then fire ``ampel_run_finished``. The store is
+    open only to record: the body opens its own connections."""
     summary = RunSummary()
     started = time.perf_counter()
     store = open_store(store_url)
