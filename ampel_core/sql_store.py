@@ -34,7 +34,7 @@ class SqlStore:
 
     A backend sets ``placeholder`` (its DB-API parameter style) and ``claim_lock`` (appended to the
     ticket-claiming SELECT), and implements `connect`, `dialect`, `schema_statements` and
-    `table_exists`; it may override `transaction` and `execute` (how statements run on its
+    `tables`; it may override `transaction` and `execute` (how statements run on its
     connection), `lock_schema` and `label`.
     """
 
@@ -66,8 +66,18 @@ class SqlStore:
         """The store's URL for messages (without secrets)."""
         return self.url
 
-    def table_exists(self, cursor: Any, table: str) -> bool:
+    def tables(self, cursor: Any) -> set[str]:
+        """The names of the tables in the store's database (PostgreSQL: in its schema)."""
         raise NotImplementedError
+
+    def refuse_foreign(self, tables: set[str]) -> None:
+        """StoreError when a database without AMPEL's schema holds tables: AMPEL never spreads its
+        tables into another application's database."""
+        if tables and "meta" not in tables:
+            foreign = sorted(tables)
+            raise StoreError(f"{self.label()} is not an AMPEL store and not empty (it holds the tables "
+                             f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}): use an empty database "
+                             "(or schema) or a new file for the store")
 
     def lock_schema(self, cursor: Any) -> None:
         """Inside the schema transaction: keep other openers out until it commits (when the
@@ -96,7 +106,7 @@ class SqlStore:
 
     def stored_version(self, cursor: Any) -> int:
         """The schema version recorded in ``meta``; 0 for an empty database."""
-        if not self.table_exists(cursor, "meta"):
+        if "meta" not in self.tables(cursor):
             return 0
         cursor.execute(self.sql("SELECT value FROM meta WHERE key = ?"), ("schema_version",))
         row = cursor.fetchone()
@@ -136,6 +146,7 @@ class SqlStore:
             if version == sql_schema.SCHEMA_VERSION:
                 return
             if version == 0:
+                self.refuse_foreign(self.tables(cursor))
                 statements = self.schema_statements()
             else:
                 missing = [step for step in range(version, sql_schema.SCHEMA_VERSION) if step not in sql_schema.MIGRATIONS]

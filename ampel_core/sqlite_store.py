@@ -71,6 +71,11 @@ class SqliteStore(SqlStore):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
+        try:  # before the pragmas below, which would change another application's file
+            self.refuse_foreign(self.tables(conn.cursor()))
+        except StoreError:
+            conn.close()
+            raise
         conn.execute("PRAGMA page_size = 16384")  # before WAL: fewer pages for ~1 kB datapoint bodies
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -169,9 +174,9 @@ class SqliteStore(SqlStore):
         return statement.format(serial="INTEGER PRIMARY KEY AUTOINCREMENT", blob="BLOB").replace(
             "BIGINT PRIMARY KEY", "INTEGER PRIMARY KEY")
 
-    def table_exists(self, cursor: Any, table: str) -> bool:
-        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
-        return cursor.fetchone() is not None
+    def tables(self, cursor: Any) -> set[str]:
+        cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        return {row[0] for row in cursor.fetchall()}
 
     def schema_statements(self) -> list[str]:
         tables = self.dialect(TABLES)

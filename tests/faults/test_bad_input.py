@@ -144,6 +144,16 @@ def test_inspecting_never_creates_or_changes_a_store(tmp_path: Path, command: li
     assert "is not an AMPEL store" not in result.stderr and "no store at" not in result.stderr
 
 
+def test_a_job_never_spreads_into_another_applications_database(tmp_path: Path) -> None:
+    foreign = tmp_path / "other.sqlite"
+    sqlite3.connect(foreign).execute("CREATE TABLE notes (text TEXT)").connection.commit()
+    before = digest(foreign)
+    result = ampel("job", str(job_file(tmp_path / "job.yml", SAMPLE, foreign)), "--no-progress")
+    clean_exit(result, 2)
+    assert "is not an AMPEL store and not empty (it holds the tables notes)" in result.stderr
+    assert digest(foreign) == before
+
+
 # --- 8. why did it fail? -----------------------------------------------------------------------
 
 

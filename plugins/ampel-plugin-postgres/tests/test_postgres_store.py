@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 import ampel_postgres.store as pg
+from ampel_postgres.store import connection_string
 from ampel_core.sql_schema import SCHEMA_VERSION
 from ampel_core.store import StoreError, open_store
 from ampel_core.store_contract import alert_batch, datapoint
@@ -71,3 +72,13 @@ def test_url_forms_and_errors(postgres_url: str) -> None:  # noqa: F811
     assert "secret" not in str(refused.value)
     with pytest.raises(StoreError, match="not a PostgreSQL store URL"):
         pg.PostgresStore("mysql://x")
+
+
+def test_a_schema_of_another_application_is_refused(postgres_store_url: str) -> None:  # noqa: F811
+    with psycopg.connect(connection_string(postgres_store_url), autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    with pytest.raises(StoreError, match=r"not an AMPEL store and not empty \(it holds the tables notes\)"):
+        open_store(postgres_store_url)
+    with psycopg.connect(connection_string(postgres_store_url), autocommit=True) as conn:
+        assert conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall() == [
+            ("notes",)]

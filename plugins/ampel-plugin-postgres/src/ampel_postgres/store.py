@@ -94,9 +94,9 @@ class PostgresStore(SqlStore):
     def dialect(self, statement: str) -> str:
         return statement.format(serial="BIGSERIAL PRIMARY KEY", blob="BYTEA")
 
-    def table_exists(self, cursor: Any, table: str) -> bool:
-        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
-        return bool(cursor.fetchone()[0])
+    def tables(self, cursor: Any) -> set[str]:
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        return {row[0] for row in cursor.fetchall()}
 
     def lock_schema(self, cursor: Any) -> None:
         # one opener at a time per schema creates or upgrades; the others then find it done
