@@ -1,11 +1,14 @@
 """The local backend: a catalogue is a folder ``<root>/<name>/`` holding ``catalog.parquet`` (the
 sources sorted by their HEALPix index, so that neighbours on the sky are neighbours in the file)
 and ``info.json`` (`CatalogInfo`), beside an index derived from the Parquet file: ``xyz.npy`` (the
-sources' unit vectors, float64), ``radec.npy`` (their RA and Dec as stored) and ``ids.npy`` (their
-ids, fixed-width UTF-8). The index is memory-mapped, so that an opened catalogue costs its unit
-vectors and its KD-tree in memory, and the rest only for the rows a match returns; kept columns
-are read from the Parquet file on the first match that asks for them. A folder without the index
-(or with one older than its Parquet file) gets it rebuilt on opening.
+sources' unit vectors, float64), ``radec.npy`` (their RA and Dec as stored), ``ids.npy`` (their
+ids, fixed-width UTF-8), one ``column-N.npy`` (and ``column-N.mask.npy`` where values are missing)
+per kept column of numbers, booleans or text, and ``index.json`` naming them. The unit
+vectors are memory-mapped (shared between processes that match against one catalogue) and the
+rest is read row by row for the rows a match returns, so that an opened catalogue costs its unit
+vectors and its KD-tree in memory (2 M sources: about 80 MB); a kept column of another kind is read from the Parquet
+file on the first match that asks for it. A folder without the index (or with one older than its
+Parquet file) gets it rebuilt on the first match.
 
 Matching builds a KD-tree of the unit vectors once per opened catalogue (scipy, one core); a
 radius is a chord on the unit sphere, and separations are the exact great-circle angles of the
@@ -36,7 +39,7 @@ __all__ = ["HEALPIX_LEVEL", "LocalBackend", "LocalCatalog", "default_root", "uni
 
 HEALPIX_LEVEL = 10  # nside 1024: pixels of 3.4 arcmin, the order of the rows in the file
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_INDEX = ("xyz.npy", "radec.npy", "ids.npy")
+_INDEX = ("xyz.npy", "radec.npy", "ids.npy", "index.json")
 _CHORD_MARGIN = 1 + 1e-12  # the tree's bound is a chord; exact angles decide afterwards
 
 
@@ -91,8 +94,7 @@ class LocalBackend:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "catalog.parquet"
         ordered.write(path, format="parquet", overwrite=True)
-        _write_index(folder, np.asarray(ordered["ra"], dtype=float), np.asarray(ordered["dec"], dtype=float),
-                     np.asarray(ordered["id"]))
+        _write_index(folder, ordered)
         info = CatalogInfo(name, self.name, len(ordered),
                            tuple(c for c in ordered.colnames if c not in ("id", "ra", "dec")),
                            origin, origin_sha256, _sha256(path), dict(extra or {}))
@@ -121,9 +123,10 @@ class LocalCatalog:
         self.info = _info(folder / "info.json")
         self._table: Table | None = None
         self._tree: Any = None
-        self._radec: np.ndarray | None = None
-        self._ids: np.ndarray | None = None
+        self._radec: _Rows | None = None
+        self._ids: _Rows | None = None
         self._columns: dict[str, Any] = {}
+        self._stored: dict[str, dict[str, Any]] = {}
 
     @property
     def path(self) -> Path:
@@ -179,7 +182,7 @@ class LocalCatalog:
         result = Table({"input": inputs, "id": np.char.decode(self._ids[rows], "utf-8"),
                         "ra": radec[:, 0], "dec": radec[:, 1], "separation": separations}, copy=False)
         for column in kept:
-            result[column] = self._column(column)[rows]
+            result[column] = self._take(column, rows)
         assert tuple(result.colnames[:len(MATCH_COLUMNS)]) == MATCH_COLUMNS
         return result
 
@@ -191,29 +194,95 @@ class LocalCatalog:
 
         if any(not (self.folder / f).is_file() or (self.folder / f).stat().st_mtime < self.path.stat().st_mtime
                for f in _INDEX):
-            table = self.table()
-            _write_index(self.folder, np.asarray(table["ra"], dtype=float), np.asarray(table["dec"], dtype=float),
-                         np.asarray(table["id"]).astype(str))
+            _write_index(self.folder, self.table())
             self._table = None
-        xyz, self._radec, self._ids = (np.load(self.folder / f, mmap_mode="r") for f in _INDEX)
+        xyz = np.load(self.folder / "xyz.npy", mmap_mode="r")
+        self._radec, self._ids = _Rows(self.folder / "radec.npy"), _Rows(self.folder / "ids.npy")
+        self._stored = json.loads((self.folder / "index.json").read_text())["columns"]
         # the tree keeps the memory map's pages (no copy); its own arrays are the index and the nodes
-        self._tree = cKDTree(xyz, leafsize=16, compact_nodes=False, balanced_tree=False, copy_data=False)
+        self._tree = cKDTree(xyz, leafsize=64, compact_nodes=False, balanced_tree=False, copy_data=False)
         return self._tree
 
-    def _column(self, name: str) -> Any:
-        """One kept column, read from the Parquet file once (as an astropy column, masks kept)."""
+    def _take(self, name: str, rows: np.ndarray) -> Any:
+        """The values of the kept column ``name`` at ``rows``, as an astropy column (masks kept)."""
+        from astropy.table import Column, MaskedColumn
+
+        stored = self._stored.get(name)
+        if stored is None:  # not in the index: read from the Parquet file once
+            if name not in self._columns:
+                from astropy.table import Table
+
+                self._columns[name] = Table.read(self.path, format="parquet", include_names=[name])[name]
+            return self._columns[name][rows]
         if name not in self._columns:
-            from astropy.table import Table
+            mask = _Rows(self.folder / stored["mask"]) if stored["mask"] else None
+            self._columns[name] = (_Rows(self.folder / stored["file"]), mask)
+        values, mask = self._columns[name]
+        taken = values[rows]
+        if stored["text"]:
+            taken = np.char.decode(taken, "utf-8")
+        if mask is None:
+            return Column(taken, name=name, unit=stored["unit"])
+        return MaskedColumn(taken, mask=mask[rows], name=name, unit=stored["unit"])
 
-            self._columns[name] = Table.read(self.path, format="parquet", include_names=[name])[name]
-        return self._columns[name]
+
+class _Rows:
+    """Rows of a ``.npy`` file read on demand: a few with one ``pread`` each, many at once with one
+    read of the whole file (memory-mapping reads far more than the rows asked for, and keeps it)."""
+
+    _MANY = 20_000
+
+    def __init__(self, path: Path) -> None:
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(handle)
+            self.offset = handle.tell()
+        if fortran or dtype.hasobject:
+            raise CatalogError(f"{path}: not an index file of this version; delete the catalogue's *.npy files")
+        self.path, self.shape, self.dtype = path, tuple(shape), dtype
+        self.row_bytes = int(dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64)))
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) > self._MANY:
+            return np.asarray(np.load(self.path, mmap_mode=None)[rows])
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            size, offset = self.row_bytes, self.offset
+            data = b"".join([os.pread(descriptor, size, offset + row * size) for row in rows.tolist()])
+        finally:
+            os.close(descriptor)
+        return np.frombuffer(data, dtype=self.dtype).reshape((len(rows), *self.shape[1:]))
 
 
-def _write_index(folder: Path, ra: np.ndarray, dec: np.ndarray, ids: np.ndarray) -> None:
+def _write_index(folder: Path, table: Table) -> None:
+    """The memory-mapped index of a catalogue's table (see the module docstring)."""
+    ra, dec = np.asarray(table["ra"], dtype=float), np.asarray(table["dec"], dtype=float)
     np.save(folder / "xyz.npy", unit_vectors(ra, dec))
     np.save(folder / "radec.npy", np.stack([ra, dec], axis=1))
-    encoded = np.char.encode(np.asarray(ids, dtype=str), "utf-8")
-    np.save(folder / "ids.npy", encoded if len(encoded) else np.zeros(0, dtype="S1"))
+    np.save(folder / "ids.npy", _utf8(np.asarray(table["id"]).astype(str)))
+    columns: dict[str, dict[str, Any]] = {}
+    for number, name in enumerate(c for c in table.colnames if c not in ("id", "ra", "dec")):
+        column = table[name]
+        if column.ndim != 1 or column.dtype.kind not in "biufUS":
+            continue
+        mask = np.asarray(getattr(column, "mask", np.zeros(len(column), bool)), dtype=bool)
+        text = column.dtype.kind in "US"
+        values = np.asarray(column.filled("" if text else 0) if mask.any() else column)
+        if text:
+            values = _utf8(values.astype(str) if values.dtype.kind == "U" else np.char.decode(values, "utf-8"))
+        np.save(folder / f"column-{number}.npy", values)
+        if mask.any():
+            np.save(folder / f"column-{number}.mask.npy", mask)
+        columns[name] = {"file": f"column-{number}.npy", "mask": f"column-{number}.mask.npy" if mask.any() else None,
+                         "text": text, "unit": None if column.unit is None else str(column.unit)}
+    (folder / "index.json").write_text(json.dumps({"columns": columns}, indent=1) + "\n")
+
+
+def _utf8(values: np.ndarray) -> np.ndarray:
+    encoded = np.char.encode(values, "utf-8")
+    return encoded if len(encoded) else np.zeros(0, dtype="S1")
 
 
 def _info(path: Path) -> CatalogInfo:
