@@ -84,7 +84,7 @@ def info_command(name: str, root: Path | None, output_format: Format) -> None:
     print_table(f"catalogue {opened.info.name}", ("field", "value"), rows, output_format, key_columns=("field",))
 
 
-@catalog.command("match")
+@catalog.command("match", context_settings={"ignore_unknown_options": True})  # a Dec of -89.4 is no option
 @click.argument("name")
 @click.argument("ra", type=float)
 @click.argument("dec", type=float)
@@ -95,7 +95,7 @@ def info_command(name: str, root: Path | None, output_format: Format) -> None:
 @format_option
 def match_command(name: str, ra: float, dec: float, radius: float, mode: Mode, columns: tuple[str, ...],
                   root: Path | None, output_format: Format) -> None:
-    """Sources of catalogue NAME within --radius arcsec of RA DEC (degrees)."""
+    """Sources of catalogue NAME within --radius arcsec of RA DEC (degrees; a negative Dec is fine)."""
     opened = _open(name, root)
     try:
         found = opened.match(ra, dec, radius, mode, tuple(c for e in columns for c in _split(e)) or None)
