@@ -163,7 +163,9 @@ def _degrees(column: Any, text_unit: Any) -> np.ndarray:
             pass
         try:
             unit = u.deg if "d" in text.lower() or "°" in text else text_unit
-            out[index] = Angle(text, unit=unit).to_value(u.deg)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "24:00:00" is RA 360, wrapped to 0 below
+                out[index] = Angle(text, unit=unit).to_value(u.deg)
         except (ValueError, u.UnitsError):
             pass
     return out
