@@ -15,7 +15,8 @@ Each measurement runs in a fresh process with one thread (OMP/OpenBLAS limited, 
 - scipy: a bare ``cKDTree`` of the catalogue's unit vectors queried the same way (``k=1`` and the
   3" chord as ``distance_upper_bound``), in its own process: the floor the backend is held to
   (target: batched >= half of it, and >= 100,000/s);
-- single: ``--single`` lookups of one position each through ``LocalCatalog.match`` (target >= 2,000/s);
+- single: ``--single`` lookups of one position each through ``LocalCatalog.match`` (target >= 2,000/s),
+  at the uniform positions (most match nothing) and, "single hit", 1" from catalogue sources;
 - ``--single-lookup MODULE:FACTORY``: one more line per catalogue, ``FACTORY(location)`` returning
   a callable ``(ra, dec)`` that is timed the same way (e.g. one running ``T2CatalogMatch``);
 - peak RSS: VmHWM of the process that opened the catalogue, built its tree and ran every match
@@ -111,9 +112,22 @@ def child_match(job: dict[str, Any]) -> dict[str, Any]:
                 lookup(ra[i], dec[i])
 
         custom = best_rate(custom_singles, count, job["repeat"])
+    rss = peak_rss_mb()  # before reading the positions below, which the catalogue itself never holds
+    import numpy as np
+
+    radec = np.load(Path(job["location"]) / "radec.npy")
+    picks = np.random.default_rng(7).integers(0, len(radec), count)
+    near_ra, near_dec = radec[picks, 0], np.clip(radec[picks, 1] + 1 / 3600, -90, 90)  # 1" north of a source
+    del radec
+
+    def matched_singles() -> None:
+        for i in range(count):
+            opened.match(near_ra[i], near_dec[i], RADIUS)
+
+    single_matched = best_rate(matched_singles, count, job["repeat"])
     opened.close()
-    return {"build_s": build, "batched": batched, "single": single, "custom": custom, "matched": len(found),
-            "rss_mb": peak_rss_mb()}
+    return {"build_s": build, "batched": batched, "single": single, "single_matched": single_matched,
+            "custom": custom, "matched": len(found), "rss_mb": rss}
 
 
 def child_scipy(job: dict[str, Any]) -> dict[str, Any]:
@@ -233,19 +247,19 @@ def main() -> None:
 
 def print_report(lines: list[dict[str, Any]], arguments: argparse.Namespace, postgres_note: str) -> None:
     header = ["catalogue", "rows", "import s", "tree s", "batched/s", "scipy/s", "batched/scipy", "single/s",
-              "peak RSS MB"]
+              "single hit/s", "peak RSS MB"]
     if arguments.single_lookup:
-        header.insert(8, "custom single/s")
+        header.insert(9, "custom single/s")
     if any("pg" in line for line in lines):
         header += ["pg load s", "pg batched/s", "pg single/s"]
     rows = []
     for line in lines:
         row = [line["name"], f"{line['rows']:,}", f"{line['import_s']:.1f}", f"{line['build_s']:.2f}",
                f"{line['batched']:,.0f}", f"{line['scipy']:,.0f}", f"{line['batched'] / line['scipy']:.2f}",
-               f"{line['single']:,.0f}", f"{line['rss_mb']:.0f}"]
+               f"{line['single']:,.0f}", f"{line['single_matched']:,.0f}", f"{line['rss_mb']:.0f}"]
         if arguments.single_lookup:
-            row.insert(8, f"{line['custom']:,.0f}")
-        if "pg" in header[-1:] or any("pg" in x for x in lines):
+            row.insert(9, f"{line['custom']:,.0f}")
+        if any("pg" in x for x in lines):
             pg = line.get("pg")
             row += [f"{pg['load_s']:.1f}", f"{pg['batched']:,.0f}", f"{pg['single']:,.0f}"] if pg else ["-"] * 3
         rows.append(row)
@@ -257,7 +271,7 @@ def print_report(lines: list[dict[str, Any]], arguments: argparse.Namespace, pos
     generated = lines[0]
     checks = [("batched >= 100,000/s", generated["batched"] >= 100_000),
               ("batched within 2x of scipy", generated["batched"] >= generated["scipy"] / 2),
-              ("single >= 2,000/s", generated["single"] >= 2000),
+              ("single >= 2,000/s", min(generated["single"], generated["single_matched"]) >= 2000),
               ("import <= 30 s", generated["import_s"] <= 30),
               ("peak RSS <= 200 MB", generated["rss_mb"] <= 200)]
     print(f"targets on {generated['name']}: " + "; ".join(f"{text}: {'yes' if ok else 'NO'}" for text, ok in checks))
