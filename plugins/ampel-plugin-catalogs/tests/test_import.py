@@ -148,3 +148,20 @@ def test_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.fits").write_bytes(b"not a FITS file")
     with pytest.raises(CatalogError, match=r"bad.fits: cannot be read as fits"):
         import_catalog("x", tmp_path / "bad.fits", "ra", "dec", root=tmp_path)
+
+
+def test_the_index_is_rebuilt_and_large_answers_are_read_whole(tmp_path: Path) -> None:
+    backend = gwgc(tmp_path)
+    folder = backend.root / "gwgc"
+    first = backend.open("gwgc").match(0.0, 90.0, 90 * 3600.0, "all")  # the northern sky: > 20,000 rows
+    galaxies = Table.read(GWGC)
+    north = np.asarray(galaxies["DEJ2000"]) >= 0
+    assert len(first) == int(north.sum()) > 20_000
+    assert sorted(first["id"]) == sorted(galaxies["NED_name"][north])
+    for index_file in folder.glob("*.npy"):
+        index_file.unlink()
+    (folder / "index.json").unlink()
+    again = backend.open("gwgc").match(0.0, 90.0, 90 * 3600.0, "all")
+    assert (folder / "xyz.npy").is_file()
+    for column in first.colnames:
+        np.testing.assert_array_equal(again[column], first[column])
