@@ -200,7 +200,12 @@ class LocalCatalog:
 
         if any(not (self.folder / f).is_file() or (self.folder / f).stat().st_mtime < self.path.stat().st_mtime
                for f in _INDEX):
-            _write_index(self.folder, self.table())
+            try:
+                _write_index(self.folder, self.table())
+            except OSError as error:
+                raise CatalogError(f"catalogue {self.info.name}: its index in {self.folder} is missing or older than "
+                                   f"catalog.parquet and cannot be written ({error}); make the folder writable or "
+                                   "import the catalogue again") from None
             self._table = None
         xyz = np.load(self.folder / "xyz.npy", mmap_mode="r")
         self._radec, self._ids = _Rows(self.folder / "radec.npy"), _Rows(self.folder / "ids.npy")
@@ -265,9 +270,9 @@ class _Rows:
 def _write_index(folder: Path, table: Table) -> None:
     """The memory-mapped index of a catalogue's table (see the module docstring)."""
     ra, dec = np.asarray(table["ra"], dtype=float), np.asarray(table["dec"], dtype=float)
-    np.save(folder / "xyz.npy", unit_vectors(ra, dec))
-    np.save(folder / "radec.npy", np.stack([ra, dec], axis=1))
-    np.save(folder / "ids.npy", _utf8(np.asarray(table["id"]).astype(str)))
+    _save(folder / "xyz.npy", unit_vectors(ra, dec))
+    _save(folder / "radec.npy", np.stack([ra, dec], axis=1))
+    _save(folder / "ids.npy", _utf8(np.asarray(table["id"]).astype(str)))
     columns: dict[str, dict[str, Any]] = {}
     for number, name in enumerate(c for c in table.colnames if c not in ("id", "ra", "dec")):
         column = table[name]
@@ -278,12 +283,22 @@ def _write_index(folder: Path, table: Table) -> None:
         values = np.asarray(column.filled("" if text else 0) if mask.any() else column)
         if text:
             values = _utf8(values.astype(str) if values.dtype.kind == "U" else np.char.decode(values, "utf-8"))
-        np.save(folder / f"column-{number}.npy", values)
+        _save(folder / f"column-{number}.npy", values)
         if mask.any():
-            np.save(folder / f"column-{number}.mask.npy", mask)
+            _save(folder / f"column-{number}.mask.npy", mask)
         columns[name] = {"file": f"column-{number}.npy", "mask": f"column-{number}.mask.npy" if mask.any() else None,
                          "text": text, "unit": None if column.unit is None else str(column.unit)}
-    (folder / "index.json").write_text(json.dumps({"columns": columns}, indent=1) + "\n")
+    partial = folder / "index.json.partial"
+    partial.write_text(json.dumps({"columns": columns}, indent=1) + "\n")
+    os.replace(partial, folder / "index.json")  # last: the index is complete once this file is new
+
+
+def _save(path: Path, values: np.ndarray) -> None:
+    """Write a .npy file whole or not at all (a process matching meanwhile never reads half of one)."""
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as handle:
+        np.save(handle, values)
+    os.replace(partial, path)
 
 
 def _utf8(values: np.ndarray) -> np.ndarray:
