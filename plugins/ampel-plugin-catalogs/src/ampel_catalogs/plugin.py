@@ -12,4 +12,4 @@ def ampel_units() -> list[str]:
 
 @hookimpl
 def ampel_cli_commands() -> dict[str, str]:
-    return {}
+    return {"catalog": "ampel_catalogs._cli:catalog"}
