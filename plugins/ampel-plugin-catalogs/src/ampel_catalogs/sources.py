@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ampel_catalogs.catalog import CatalogError
 
 if TYPE_CHECKING:
+    from astropy.table import Table
+
     from ampel_catalogs.catalog import Catalog
 
 __all__ = ["CatalogFile", "CatalogSpec", "catalog_name", "catalog_resource", "import_file", "open_spec"]
@@ -128,12 +130,17 @@ def import_file(spec: CatalogFile, root: str | Path | None = None) -> tuple[Path
     return cache, name
 
 
-def _read(spec: CatalogFile, path: Path) -> object:
+def _read(spec: CatalogFile, path: Path) -> Table:
+    """The file as a table of id, ra, dec and the kept columns; rows without a valid position left out."""
     import numpy as np
     from astropy.table import MaskedColumn, Table
 
+    import warnings
+
     try:
-        source = Table.read(path, format=spec.format) if spec.format else Table.read(path)
+        with warnings.catch_warnings():  # e.g. "no table::len::<column> found in metadata" of Parquet files
+            warnings.simplefilter("ignore")
+            source = Table.read(path, format=spec.format) if spec.format else Table.read(path)
     except Exception as error:  # astropy raises many kinds; the user needs the file and the reason
         raise CatalogError(f"catalogue file {spec.file}: cannot read it ({error}); set `format` "
                            "(an astropy.table format) or convert it with `ampel catalog import`") from None
