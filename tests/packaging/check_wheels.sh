@@ -17,7 +17,7 @@ python3 -m venv "$scratch/venv"
 # The distributions a user installs; the test fixture and the template's example are not among them.
 core=$(ls "$scratch"/wheels/ampel_core-*.whl)
 "$scratch/venv/bin/pip" install -q --disable-pip-version-check \
-  "$core[plot,prov]" "$scratch"/wheels/ampel_plugin_{ztf,sncosmo,lsst,postgres}-*.whl
+  "$core[plot,prov]" "$scratch"/wheels/ampel_plugin_{ztf,sncosmo,lsst,postgres,catalogs}-*.whl
 
 cd "$scratch"
 unset PYTHONPATH
@@ -37,6 +37,7 @@ print(f"installed from wheels into {venv}: {len(models)} sncosmo data files")
 EOF
 "$scratch/venv/bin/ampel" config build -o "$scratch/ampel_conf.yaml"
 "$scratch/venv/bin/ampel" job "$repo/docs/examples/ztf-quickstart.yml" --set "alerts=$repo/docs/examples/data/ztf" \
+  --set "catalogs=$repo/docs/examples/data/catalogs" \
   --store "sqlite:///$scratch/q.db" --config "$scratch/ampel_conf.yaml" --no-progress --summary-json "$scratch/summary.json"
 # A T2 unit that cannot find its data (e.g. SALT2 model files missing from the wheel) fails its tickets.
 "$scratch/venv/bin/python" - "$scratch/summary.json" <<'EOF'

@@ -1,6 +1,6 @@
 """`api.results_table` on the quickstart's store (issue 18, item 11): T2SNCosmoFit runs in two
-configurations there (a fitted redshift in ZTF_SN_CANDIDATES, z = 0.0035 fixed in SN2021RHU, both
-on ZTF21abiuvdk), and the table never mixes them."""
+configurations there (a fitted redshift in ZTF_SN_CANDIDATES, the redshift of the host galaxy found by
+T2HostGalaxy in SN2021RHU, both on ZTF21abiuvdk), and the table never mixes them."""
 
 from __future__ import annotations
 
@@ -19,18 +19,24 @@ QUICKSTART = Path(__file__).resolve().parents[3] / "docs" / "examples" / "ztf-qu
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pytest.importorskip("ampel_ztf")
+    pytest.importorskip("ampel_catalogs")
     from ampel_core.drivers import run_job
     from ampel_core.registry import get_registry
 
     if "T2SNCosmoFit" not in get_registry().units:
         pytest.skip("needs ampel-plugin-sncosmo installed")
     url = f"sqlite:///{tmp_path_factory.mktemp('quickstart') / 'q.db'}"
-    here = os.getcwd()
+    here, catalogs = os.getcwd(), os.environ.get("AMPEL_CATALOGS")
     os.chdir(QUICKSTART.parents[2])  # the job names its alerts relative to the repository
+    os.environ["AMPEL_CATALOGS"] = str(tmp_path_factory.mktemp("catalogs"))  # GWGC's import, not ./catalogs
     try:
         run_job(load_job(QUICKSTART, store=url))
     finally:
         os.chdir(here)
+        if catalogs is None:
+            os.environ.pop("AMPEL_CATALOGS")
+        else:
+            os.environ["AMPEL_CATALOGS"] = catalogs
     return api.open_store(url)
 
 
@@ -41,10 +47,13 @@ def rows(table: Any, name: str) -> list[dict[str, Any]]:
 def test_results_table_separates_configurations(store: Any) -> None:
     everything = api.results_table(store, "T2SNCosmoFit")
     assert {"channels", "trace", "config"} <= set(everything.colnames)
-    fitted, fixed = sorted(rows(everything, "ZTF21abiuvdk"), key=lambda row: row["config"])
+    fixed, fitted = sorted(rows(everything, "ZTF21abiuvdk"), key=lambda row: row["config"])  # fixed: from the host
     assert fitted["trace"] != fixed["trace"] and len(fitted["trace"]) == len(fixed["trace"]) == 64
-    assert fixed["config"] == 'redshift.kind="fixed", redshift.value=0.0035' and fixed["parameters.z"] == 0.0035
-    assert fitted["config"] == 'redshift.kind="fit", redshift.range=[0.01, 0.2]' and fitted["parameters.z"] != 0.0035
+    [host] = api.results_table(store, "T2HostGalaxy", channel="SN2021RHU")
+    assert 'redshift.kind="dependency"' in fixed["config"] and 'redshift.unit="T2HostGalaxy"' in fixed["config"]
+    assert 'catalog.file="docs/examples/data/catalogs/gwgc/gwgc_good.csv"' in fixed["config"]
+    assert host["name"] == "NGC7814" and fixed["parameters.z"] == host["z"] == pytest.approx(0.002968, abs=2e-6)
+    assert fitted["config"] == 'redshift.kind="fit", redshift.range=[0.01, 0.2]' and fitted["parameters.z"] != host["z"]
     assert (fixed["channels"], fitted["channels"]) == ("SN2021RHU", "ZTF_SN_CANDIDATES")
     assert len(everything) == len(set(zip(everything["stock"], everything["trace"], strict=True)))  # newest per stock and trace
 

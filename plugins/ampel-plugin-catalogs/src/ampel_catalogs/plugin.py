@@ -7,7 +7,8 @@ __all__ = ["ampel_cli_commands", "ampel_units"]
 
 @hookimpl
 def ampel_units() -> list[str]:
-    return []
+    return ["ampel_catalogs.units:T2CatalogMatch", "ampel_catalogs.units:CatalogVetoFilter",
+            "ampel_catalogs.hosts:T2HostGalaxy"]
 
 
 @hookimpl
