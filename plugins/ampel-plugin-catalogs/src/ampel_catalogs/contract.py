@@ -146,7 +146,7 @@ class CatalogContract:
         catalog = make_catalog(self.fresh_name(), catalogue)
         for mode in MODES:
             # sources 0 and 1 are 0.036 arcsec apart, across RA 0/360
-            matched = catalog.match(catalogue["ra"][:10], catalogue["dec"][:10], 0.01, mode)
+            matched = catalog.match(np.asarray(catalogue["ra"][:10]), np.asarray(catalogue["dec"][:10]), 0.01, mode)
             assert list(matched["input"]) == list(range(10)) and list(matched["id"]) == [f"S{i}" for i in range(10)]
             assert np.all(np.asarray(matched["separation"]) < 1e-6)
         single = catalog.match(float(catalogue["ra"][5]), float(catalogue["dec"][5]), 0.1, "all")
@@ -179,7 +179,8 @@ class CatalogContract:
         for radius in (0.0, -1.0, float("nan"), float("-inf")):
             with pytest.raises(CatalogError, match="radius"):
                 catalog.match(10.0, 20.0, radius)
-        for ra, dec in [(float("nan"), 0.0), (10.0, float("inf")), (10.0, 91.0), ([1.0, 2.0], [3.0])]:
+        bad_positions: list[tuple[Any, Any]] = [(float("nan"), 0.0), (10.0, float("inf")), (10.0, 91.0), ([1.0, 2.0], [3.0])]
+        for ra, dec in bad_positions:
             with pytest.raises(CatalogError, match="positions"):
                 catalog.match(ra, dec, 1.0)
         with pytest.raises(CatalogError, match="no column nothere"):

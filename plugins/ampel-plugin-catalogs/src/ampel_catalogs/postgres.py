@@ -22,6 +22,7 @@ The server needs q3c: ``apt-get install postgresql-15-q3c`` (or ``postgresql-$VE
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import io
 import re
@@ -142,7 +143,8 @@ class PostgresCatalogBackend:
         with self.connect() as conn:
             return [info for info, _ in self._infos(conn)]
 
-    def _infos(self, conn: psycopg.Connection[Any], name: str | None = None) -> list[tuple[CatalogInfo, tuple[str, ...]]]:
+    def _infos(self, conn: psycopg.Connection[Any],
+               name: str | None = None) -> builtins.list[tuple[CatalogInfo, tuple[str, ...]]]:
         exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (METADATA_TABLE,)).fetchone()
         if not (exists and exists[0]):
             return []
@@ -270,8 +272,8 @@ def _sql_type(name: str, column: Any) -> str:
 def _csv(table: Table, columns: list[str]) -> bytes:
     """The rows as CSV (no header), masked values empty (NULL for COPY), floats as their shortest
     round-tripping representation."""
-    import pyarrow as pa
-    import pyarrow.csv
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.csv  # type: ignore[import-untyped]
 
     arrays = {}
     for column in columns:
