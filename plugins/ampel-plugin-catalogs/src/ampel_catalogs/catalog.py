@@ -21,8 +21,12 @@ arrays), ``id`` (the catalogue's id, a string), ``ra``, ``dec`` (the source's, d
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
+
+import numpy as np
 
 from ampel_core.errors import AmpelError
 
@@ -30,7 +34,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     from astropy.table import Table
 
-__all__ = ["MATCH_COLUMNS", "MODES", "Catalog", "CatalogError", "CatalogInfo", "Mode"]
+__all__ = ["MATCH_COLUMNS", "MODES", "Catalog", "CatalogError", "CatalogInfo", "Mode", "checked_query", "file_sha256"]
 
 Mode = Literal["nearest", "all", "any"]
 MODES: tuple[Mode, ...] = ("nearest", "all", "any")
@@ -69,3 +73,33 @@ class Catalog(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def checked_query(info: CatalogInfo, ra: npt.ArrayLike, dec: npt.ArrayLike, radius: float, mode: str,
+                   columns: tuple[str, ...] | None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The positions as 1-d float arrays and the kept columns to return; CatalogError for an unknown
+    mode, a radius that is not a positive number of arcsec, positions that are not finite or off the
+    sphere, or an unknown column. Every backend's `Catalog.match` starts with it."""
+    if mode not in MODES:
+        raise CatalogError(f"unknown match mode {mode!r}; use one of {', '.join(MODES)}")
+    if not (np.isfinite(radius) and radius > 0):
+        raise CatalogError(f"the match radius must be a positive number of arcsec, got {radius!r}")
+    ra_in, dec_in = np.atleast_1d(np.asarray(ra, dtype=float)), np.atleast_1d(np.asarray(dec, dtype=float))
+    if ra_in.shape != dec_in.shape or ra_in.ndim != 1 or not (
+            np.isfinite(ra_in).all() and np.isfinite(dec_in).all() and (np.abs(dec_in) <= 90).all()):
+        raise CatalogError("positions must be finite, with |dec| <= 90 and as many RAs as Decs")
+    kept = info.columns if columns is None else tuple(columns)
+    unknown = [c for c in kept if c not in info.columns]
+    if unknown:
+        raise CatalogError(f"catalogue {info.name} has no column {', '.join(unknown)} "
+                           f"(it has {', '.join(info.columns) or 'none'})")
+    return ra_in, dec_in, kept
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

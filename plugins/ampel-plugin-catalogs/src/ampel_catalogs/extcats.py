@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
-from ampel_catalogs.catalog import MATCH_COLUMNS, MODES, CatalogError, CatalogInfo, Mode
+from ampel_catalogs.catalog import MATCH_COLUMNS, CatalogError, CatalogInfo, Mode, checked_query
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -101,7 +101,7 @@ class ExtcatsCatalog:
         from astropy.table import Table
         import pymongo.errors
 
-        ra_in, dec_in, kept = _checked_query(self.info, ra, dec, radius, mode, columns)
+        ra_in, dec_in, kept = checked_query(self.info, ra, dec, radius, mode, columns)
         projection = {key: 1 for key in (self.id_key, self.ra_key, self.dec_key, *kept)}
         inputs: list[int] = []
         documents: list[dict[str, Any]] = []
@@ -239,21 +239,3 @@ def _digest(db: Any, collection: str) -> str:
     catalogue changes the trace ids of the units that match against it."""
     reply = db.command("dbHash", collections=[collection])
     return hashlib.sha256(f"{db.name}/{collection}:{reply['collections'][collection]}".encode()).hexdigest()
-
-
-def _checked_query(info: CatalogInfo, ra: npt.ArrayLike, dec: npt.ArrayLike, radius: float, mode: str,
-                   columns: tuple[str, ...] | None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    if mode not in MODES:
-        raise CatalogError(f"unknown match mode {mode!r}; use one of {', '.join(MODES)}")
-    if not (np.isfinite(radius) and radius > 0):
-        raise CatalogError(f"the match radius must be a positive number of arcsec, got {radius!r}")
-    ra_in, dec_in = np.atleast_1d(np.asarray(ra, dtype=float)), np.atleast_1d(np.asarray(dec, dtype=float))
-    if ra_in.shape != dec_in.shape or ra_in.ndim != 1 or not (
-            np.isfinite(ra_in).all() and np.isfinite(dec_in).all() and (np.abs(dec_in) <= 90).all()):
-        raise CatalogError("positions must be finite, with |dec| <= 90 and as many RAs as Decs")
-    kept = info.columns if columns is None else tuple(columns)
-    unknown = [c for c in kept if c not in info.columns]
-    if unknown:
-        raise CatalogError(f"catalogue {info.name} has no column {', '.join(unknown)} "
-                           f"(it has {', '.join(info.columns) or 'none'})")
-    return ra_in, dec_in, kept

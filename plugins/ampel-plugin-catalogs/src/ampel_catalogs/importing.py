@@ -12,7 +12,6 @@ first one, unless ``skip_invalid`` drops them (the count is recorded in the info
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ampel_catalogs.catalog import MATCH_COLUMNS, CatalogError, CatalogInfo
+from ampel_catalogs.catalog import MATCH_COLUMNS, CatalogError, CatalogInfo, file_sha256
 
 if TYPE_CHECKING:
     from astropy.table import Table
@@ -135,7 +134,7 @@ def import_catalog(name: str, path: str | Path, ra: str, dec: str, id_column: st
         raise CatalogError(f"{path}: no row has a valid position; nothing to import")
     extra = {"format": file_format(path, file_format_name), "ra_column": ra, "dec_column": dec,
              "id_column": id_column or "(row number)", "skipped_rows": str(len(invalid))}
-    info = LocalBackend(root).create(name, stored, str(path.resolve()), _sha256(path), extra)
+    info = LocalBackend(root).create(name, stored, str(path.resolve()), file_sha256(path), extra)
     return ImportResult(info, len(invalid))
 
 
@@ -177,11 +176,3 @@ def _text(column: Any) -> np.ndarray:
     if values.dtype.kind == "S":
         return np.char.decode(values, "utf-8", "replace")
     return values.astype(str)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -19,7 +19,6 @@ The root is ``$AMPEL_CATALOGS`` or ``./catalogs``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ampel_catalogs.catalog import MATCH_COLUMNS, MODES, CatalogError, CatalogInfo, Mode
+from ampel_catalogs.catalog import MATCH_COLUMNS, CatalogError, CatalogInfo, Mode, checked_query, file_sha256
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -97,7 +96,7 @@ class LocalBackend:
         _write_index(folder, ordered)
         info = CatalogInfo(name, self.name, len(ordered),
                            tuple(c for c in ordered.colnames if c not in ("id", "ra", "dec")),
-                           origin, origin_sha256, _sha256(path), dict(extra or {}))
+                           origin, origin_sha256, file_sha256(path), dict(extra or {}))
         (folder / "info.json").write_text(json.dumps(asdict(info), indent=2) + "\n")
         return info
 
@@ -146,19 +145,7 @@ class LocalCatalog:
               columns: tuple[str, ...] | None = None) -> Table:
         from astropy.table import Table
 
-        if mode not in MODES:
-            raise CatalogError(f"unknown match mode {mode!r}; use one of {', '.join(MODES)}")
-        if not (np.isfinite(radius) and radius > 0):
-            raise CatalogError(f"the match radius must be a positive number of arcsec, got {radius!r}")
-        ra_in, dec_in = np.atleast_1d(np.asarray(ra, dtype=float)), np.atleast_1d(np.asarray(dec, dtype=float))
-        if ra_in.shape != dec_in.shape or not (np.isfinite(ra_in).all() and np.isfinite(dec_in).all()
-                                               and (np.abs(dec_in) <= 90).all()):
-            raise CatalogError("positions must be finite, with |dec| <= 90 and as many RAs as Decs")
-        kept = self.info.columns if columns is None else tuple(columns)
-        unknown = [c for c in kept if c not in self.info.columns]
-        if unknown:
-            raise CatalogError(f"catalogue {self.info.name} has no column {', '.join(unknown)} "
-                               f"(it has {', '.join(self.info.columns) or 'none'})")
+        ra_in, dec_in, kept = checked_query(self.info, ra, dec, radius, mode, columns)
         tree = self._tree if self._tree is not None else self._build()
         chord = 2 * np.sin(np.radians(min(radius, 180 * 3600) / 3600) / 2) * _CHORD_MARGIN
         points = unit_vectors(ra_in.ravel(), dec_in.ravel())
@@ -309,11 +296,3 @@ def _utf8(values: np.ndarray) -> np.ndarray:
 def _info(path: Path) -> CatalogInfo:
     document = json.loads(path.read_text())
     return CatalogInfo(**{**document, "columns": tuple(document["columns"])})
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -33,7 +33,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from ampel_catalogs.catalog import MATCH_COLUMNS, MODES, CatalogError, CatalogInfo, Mode
+from ampel_catalogs.catalog import MATCH_COLUMNS, CatalogError, CatalogInfo, Mode, checked_query
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -172,7 +172,7 @@ class PostgresCatalog:
         from astropy.coordinates import angular_separation
         from astropy.table import MaskedColumn, Table
 
-        ra_in, dec_in, kept = _checked_query(self.info, ra, dec, radius, mode, columns)
+        ra_in, dec_in, kept = checked_query(self.info, ra, dec, radius, mode, columns)
         names = {"kept": sql.SQL("").join(sql.SQL(", c.{}").format(sql.Identifier(column)) for column in kept),
                  "table": sql.Identifier(self.info.extra.get("table", table_name(self.info.name))), "q3c": self._q3c}
         if len(ra_in) == 1:  # an alert: the plain query plans in a tenth of the time of the join
@@ -235,24 +235,6 @@ def open_postgres_catalog(location: str) -> PostgresCatalog:
                            "postgresql://user@host:port/database?catalog=NAME")
     url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in parameters if k != "catalog"])))
     return PostgresCatalogBackend(url).open(names[0])
-
-
-def _checked_query(info: CatalogInfo, ra: npt.ArrayLike, dec: npt.ArrayLike, radius: float, mode: str,
-                   columns: tuple[str, ...] | None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    if mode not in MODES:
-        raise CatalogError(f"unknown match mode {mode!r}; use one of {', '.join(MODES)}")
-    if not (np.isfinite(radius) and radius > 0):
-        raise CatalogError(f"the match radius must be a positive number of arcsec, got {radius!r}")
-    ra_in, dec_in = np.atleast_1d(np.asarray(ra, dtype=float)), np.atleast_1d(np.asarray(dec, dtype=float))
-    if ra_in.shape != dec_in.shape or ra_in.ndim != 1 or not (
-            np.isfinite(ra_in).all() and np.isfinite(dec_in).all() and (np.abs(dec_in) <= 90).all()):
-        raise CatalogError("positions must be finite, with |dec| <= 90 and as many RAs as Decs")
-    kept = info.columns if columns is None else tuple(columns)
-    unknown = [c for c in kept if c not in info.columns]
-    if unknown:
-        raise CatalogError(f"catalogue {info.name} has no column {', '.join(unknown)} "
-                           f"(it has {', '.join(info.columns) or 'none'})")
-    return ra_in, dec_in, kept
 
 
 def _sql_type(name: str, column: Any) -> str:
