@@ -148,7 +148,11 @@ def store_fingerprint(url: str) -> dict[str, list[tuple[Any, ...]]]:
     store = open_store(url, read_only=True)
     assert isinstance(store, SqlStore), "store_fingerprint reads SQL stores"
     try:
-        return {name: sorted(store.execute(query), key=repr) for name, query in FINGERPRINT_QUERIES.items()}
+        found = {name: sorted(store.execute(query), key=repr) for name, query in FINGERPRINT_QUERIES.items()}
+        # the order in which each channel saw each stock's states
+        sequences = store.execute("SELECT stock, channel, state FROM channel_states ORDER BY stock, channel, seq")
+        found["state sequences"] = [tuple(row) for row in sequences]
+        return found
     finally:
         store.close()
 

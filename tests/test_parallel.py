@@ -26,8 +26,8 @@ from ampel_core.hookspecs import hookimpl
 from ampel_core.jobs import load_job
 from ampel_core.drivers import SQLITE_MAX_WORKERS, check_store
 from ampel_core.runtime import partition_of
-from ampel_core.provenance import canonical_json
 from ampel_core.store import open_store
+from ampel_core.testing import store_fingerprint
 
 try:
     import ampel_postgres.plugin
@@ -88,27 +88,6 @@ def job_document(store: str, alerts: Path, batch_size: int = 5) -> dict[str, Any
                   {"tier": 2, "batch_size": 4},
                   {"tier": 3, "select": {"channel": "PUBLIC"}, "react": [{"unit": "T3TableReport", "config": {"show": False}}]}],
     }
-
-
-def fingerprint(url: str) -> dict[str, Any]:
-    """Everything a run produced except row ids, times and run ids."""
-    store = open_store(url)
-    query = store.execute  # type: ignore[attr-defined]
-    pairs = query("SELECT DISTINCT stock, channel FROM channel_states")
-    found = {
-        "datapoints": sorted(query("SELECT id, stock, tags, body, alert FROM datapoints")),
-        "states": sorted(query("SELECT id, stock, datapoints FROM states")),
-        "state sequences": {(stock, channel): [s for _, s, _, _ in store.channel_states(stock, channel)]
-                            for stock, channel in pairs},
-        "tickets": sorted(query("SELECT unit, trace, link_kind, link, version, stock, channel, status, attempts FROM tickets")),
-        "results": sorted((r.unit, r.trace, r.link_kind, r.link, r.stock, r.status, canonical_json(r.body))
-                          for _, r in store.results()),
-        "journal": sorted(query("SELECT stock, tier, action, channel, trace, alert, detail FROM journal")),
-        "rejected": sorted(query("SELECT alert, channel, stock, code, reason FROM rejected")),
-        "quarantine": sorted(query("SELECT id, origin, reason FROM quarantine")),
-    }
-    store.close()
-    return found
 
 
 def counters(summary: dict[str, Any]) -> dict[str, Any]:
@@ -218,7 +197,7 @@ def test_workers_and_backends_give_identical_results(tmp_path: Path, postgres: s
     reference_url = f"sqlite:///{tmp_path / 'one.db'}"
     reference = run_job(load_job(job_document(reference_url, alerts))).as_dict()
     assert reference["quarantined"] == 1 and reference["records"] == 7 and reference["tickets_done"] > 100
-    expected = fingerprint(reference_url)
+    expected = store_fingerprint(reference_url)
     runs = {
         "sqlite, 2 workers": (f"sqlite:///{tmp_path / 'two.db'}", 2),
         "sqlite, 3 workers": (f"sqlite:///{tmp_path / 'three.db'}", 3),
@@ -228,7 +207,7 @@ def test_workers_and_backends_give_identical_results(tmp_path: Path, postgres: s
         document = job_document(url, alerts)
         summary = (run_job(load_job(document)) if workers == 1 else run_job(load_job(document), workers=workers)).as_dict()
         assert counters(summary) == counters(reference), label
-        got = fingerprint(url)
+        got = store_fingerprint(url)
         for part in expected:
             assert got[part] == expected[part], f"{label}: {part} differ"
         assert len(open_store(url).runs()) == 1, f"{label}: one run record"
@@ -238,17 +217,17 @@ def test_postgresql_workers_and_dask_give_identical_results(tmp_path: Path, post
     alerts = write_nights(tmp_path / "alerts", seed=11)
     reference_url = f"sqlite:///{tmp_path / 'one.db'}"
     reference = run_job(load_job(job_document(reference_url, alerts))).as_dict()
-    expected = fingerprint(reference_url)
+    expected = store_fingerprint(reference_url)
     summary = run_job(load_job(job_document(postgres, alerts)), workers=2).as_dict()
     assert counters(summary) == counters(reference)
-    assert fingerprint(postgres) == expected
+    assert store_fingerprint(postgres) == expected
     with scratch_schema(postgres_url) as dask_url:
         progress: Counter[str] = Counter()
         summary = run_job(load_job(job_document(dask_url, alerts)), workers=2, executor="dask",
                                    progress=lambda label, n: progress.update({label: n})).as_dict()
         assert counters(summary) == counters(reference)
         assert progress["T0 alerts"] == reference["alerts"] and progress["T2 tickets"] == reference["tickets_done"]
-        assert fingerprint(dask_url) == expected
+        assert store_fingerprint(dask_url) == expected
         store = open_store(dask_url)
         [run] = store.runs()
         assert run.status == "ok" and run.summary["tickets_done"] == reference["tickets_done"]

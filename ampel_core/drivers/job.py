@@ -158,7 +158,7 @@ def _t3(registry: Registry, job: Job, task: T3Task, channels: dict[str, Channel]
         observer: Observer) -> None:
     store = open_store(job.store)
     try:
-        run_t3(store, registry, task, channels, summary.run, RunSummary(run=summary.run), observer)
+        run_t3(store, registry, task, channels, summary.run, observer)
     finally:
         store.close()
 

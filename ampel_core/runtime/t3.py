@@ -11,7 +11,7 @@ from ampel_core.errors import AmpelError
 from ampel_core.jobs import Selection, T3Task
 from ampel_core.registry import Registry
 from ampel_core.runtime.configured import Channel, call_unit, configure
-from ampel_core.runtime.run import Report, RunSummary
+from ampel_core.runtime.run import Report
 from ampel_core.store import Store
 from ampel_core.units import ReactUnit
 from ampel_core.views import StockView, lookup
@@ -66,9 +66,10 @@ def select_views(store: Store, selection: Selection, channels: dict[str, Channel
 
 
 def run_t3(store: Store, registry: Registry, task: T3Task, channels: dict[str, Channel], run: int,
-           summary: RunSummary, report: Report | None = None) -> None:
+           report: Report | None = None) -> dict[str, int]:
     """Run each react unit of ``task`` on the selected views and record its report (or, when it
-    raises, the error with its traceback); ``report`` the task's counts."""
+    raises, the error with its traceback); ``report`` and return the task's counts (stocks, reports,
+    reports_failed)."""
     views = select_views(store, task.select, channels)
     counts = {"stocks": len(views), "reports": 0, "reports_failed": 0}
     for spec in task.react:
@@ -83,7 +84,6 @@ def run_t3(store: Store, registry: Registry, task: T3Task, channels: dict[str, C
             body = {"exception": type(error).__name__, "message": str(error), "traceback": traceback.format_exc()}
             counts["reports_failed"] += 1
         store.add_report(run, task.select.channel, spec.unit, configured.trace.id, body)
-    summary.reports += counts["reports"]
-    summary.reports_failed += counts["reports_failed"]
     if report is not None:
         report(3, counts)
+    return counts

@@ -203,7 +203,8 @@ def test_a_damaged_store_is_an_error_line(tmp_path: Path, small_store: Path) -> 
 
 COMMANDS = [["runs"], ["stock", "show"], ["stock", "plot"], ["provenance"], ["replay"], ["diff"], ["quarantine", "list"],
             ["quarantine", "show"], ["units"], ["unit", "show"], ["unit", "check"], ["plugins"], ["config", "check"],
-            ["config", "build"], ["job"], ["worker", "t2", "--idle-exit"]]
+            ["config", "build"], ["job"], ["worker", "t2", "--idle-exit"], ["catalog", "import"], ["catalog", "list"],
+            ["catalog", "info"], ["catalog", "match"], ["catalog", "xmatch"]]
 WORDS = st.sampled_from(["0", "-1", "1", "2", "99999999999999999999999", "1e9", "nan", "", " ", "result:", "state:",
                          "datapoint:", "datapoint:x:1", "state:" + "f" * 64, "ZTF21abiuvdk", "T2LightCurveSummary",
                          "--store", "--format", "--json", "--run", "--dpi", "-o", "--set", "x=1", "--workers", "--flux",

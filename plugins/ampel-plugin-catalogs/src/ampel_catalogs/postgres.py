@@ -66,7 +66,7 @@ class PostgresCatalogBackend:
         try:
             conn = psycopg.connect(self.url, connect_timeout=10)
         except psycopg.Error as error:
-            raise CatalogError(f"cannot connect to PostgreSQL at {_redacted(self.url)}: {str(error).strip()}") from None
+            raise CatalogError(f"cannot connect to PostgreSQL at {_redacted(self.url)}: {' '.join(str(error).split())}") from None
         # q3c's row estimates are pessimistic; PostgreSQL would JIT-compile every match (200 ms each)
         conn.execute("SET jit = off")
         conn.commit()
