@@ -8,12 +8,24 @@ from __future__ import annotations
 
 __all__ = ["IMMUTABLE_TABLES", "MIGRATIONS", "SCHEMA_VERSION", "TABLES"]
 
-SCHEMA_VERSION = 2  # 2: datapoints keyed by (stock, id); a SQLite store keeps alert blobs in a pack file
+SCHEMA_VERSION = 3  # 2: datapoints keyed by (stock, id); a SQLite store keeps alert blobs in a pack file
+#                    3: stock positions with a HEALPix index (cone search), indexes for the newest stocks of a channel
 
 # MIGRATIONS[n]: the statements that take a schema from version n to n + 1, in the shared SQL of
 # `TABLES` ({serial} and {blob} are filled in per backend). Version 1 stores (before the datapoint
 # key changed) have no upgrade path: re-ingest them.
 MIGRATIONS: dict[int, list[str]] = {}
+
+# a stock's position: the latest ingested alert's (`ampel_core.sky`), with its nested HEALPix index
+# of order `ampel_core.sky.ORDER`; stocks ingested before version 3 get one with their next alert
+_POSITIONS = """
+CREATE TABLE IF NOT EXISTS stock_positions (stock BIGINT PRIMARY KEY, ra DOUBLE PRECISION NOT NULL,
+    dec DOUBLE PRECISION NOT NULL, healpix BIGINT NOT NULL, updated DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS stock_positions_healpix ON stock_positions (healpix);
+CREATE INDEX IF NOT EXISTS stocks_updated ON stocks (updated);
+CREATE INDEX IF NOT EXISTS stock_channels_channel ON stock_channels (channel, stock)"""
+
+MIGRATIONS[2] = [statement.strip() for statement in _POSITIONS.split(";")]
 
 
 TABLES = """
@@ -56,6 +68,6 @@ CREATE TABLE IF NOT EXISTS quarantine (id TEXT PRIMARY KEY, origin TEXT NOT NULL
     payload {blob} NOT NULL, run BIGINT);
 CREATE TABLE IF NOT EXISTS reports (id {serial}, run BIGINT NOT NULL, channel TEXT, unit TEXT NOT NULL, trace TEXT NOT NULL,
     body TEXT, created DOUBLE PRECISION NOT NULL);
-"""
+""" + _POSITIONS + ";\n"
 
 IMMUTABLE_TABLES = ("datapoints", "states", "results", "traces", "alerts", "journal", "channel_states")

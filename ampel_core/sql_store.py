@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from ampel_core import sql_schema
+from ampel_core import sky, sql_schema
 from ampel_core.models import DataPoint, JournalEntry, Result, Run, State, Stock, Trace
 from ampel_core.store import IngestBatch, Quarantined, StoreError, Ticket, dumps, dumps_fast
 
@@ -254,6 +254,14 @@ class SqlStore:
                  [(*row, batch.run) for row in batch.failed])
             many("INSERT INTO stocks (id, created, updated) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET updated = excluded.updated",
                  [(stock, now, now) for stock, now in batch.stocks.items()])
+            if batch.positions:
+                stocks = sorted(batch.positions)
+                ra, dec = [batch.positions[s][0] for s in stocks], [batch.positions[s][1] for s in stocks]
+                many("INSERT INTO stock_positions (stock, ra, dec, healpix, updated) VALUES (?, ?, ?, ?, ?) ON CONFLICT "
+                     "(stock) DO UPDATE SET ra = excluded.ra, dec = excluded.dec, healpix = excluded.healpix, "
+                     "updated = excluded.updated",
+                     [(stock, r, d, pixel, batch.stocks.get(stock) or time.time()) for stock, r, d, pixel
+                      in zip(stocks, ra, dec, sky.healpix_indexes(ra, dec), strict=True)])
             many("INSERT INTO stock_names (stock, name) VALUES (?, ?)" + ignore, sorted(batch.names))
             many("INSERT INTO stock_channels (stock, channel) VALUES (?, ?)" + ignore, sorted(batch.channels))
             many("INSERT INTO stock_tags (stock, tag) VALUES (?, ?)" + ignore, sorted(batch.tags))
@@ -403,6 +411,45 @@ class SqlStore:
     def alert_blobs(self, alert: int) -> dict[str, bytes]:
         """The binary parts (e.g. image cutouts) kept for an alert."""
         return {name: bytes(data) for name, data in self.execute("SELECT name, data FROM alert_blobs WHERE alert = ?", (alert,))}
+
+    # --- the read API ----------------------------------------------------------------------
+    def positions(self, stocks: Iterable[int]) -> dict[int, tuple[float, float]]:
+        """(ra, dec) in degrees of those of ``stocks`` that have a position (`ampel_core.sky`)."""
+        stocks, found = list(stocks), {}
+        for start in range(0, len(stocks), 500):
+            chunk = stocks[start:start + 500]
+            found.update((stock, (ra, dec)) for stock, ra, dec in self.execute(
+                f"SELECT stock, ra, dec FROM stock_positions WHERE stock IN ({','.join('?' * len(chunk))})", chunk))
+        return found
+
+    def cone_search(self, ra: float, dec: float, radius: float, channels: Sequence[str] | None = None,
+                    limit: int = 1000) -> list[tuple[int, float, float, float]]:
+        """(stock, ra, dec, distance) of the stocks within ``radius`` degrees (at most
+        `ampel_core.sky.MAX_CONE_RADIUS`) of (ra, dec), nearest first (then by id), at most
+        ``limit``; only stocks of ``channels`` when given (an empty list finds none). The HEALPix
+        index narrows the rows read to a few index ranges; distances are measured here."""
+        if channels is not None and not channels:
+            return []
+        ranges = sky.cone_ranges(ra, dec, radius)
+        query = ("SELECT p.stock, p.ra, p.dec FROM stock_positions p WHERE ("
+                 + " OR ".join("p.healpix BETWEEN ? AND ?" for _ in ranges) + ")")
+        params: list[Any] = [bound for start, end in ranges for bound in (start, end - 1)]
+        if channels is not None:
+            query += (" AND EXISTS (SELECT 1 FROM stock_channels c WHERE c.stock = p.stock AND c.channel IN "
+                      f"({','.join('?' * len(channels))}))")
+            params += list(channels)
+        found = [(stock, r, d, sky.angular_distance(ra, dec, r, d)) for stock, r, d in self.execute(query, params)]
+        return sorted((row for row in found if row[3] <= radius), key=lambda row: (row[3], row[0]))[:limit]
+
+    def latest_stocks(self, channels: Sequence[str], limit: int = 100, offset: int = 0) -> list[tuple[int, float]]:
+        """(stock, time it was last updated) of the stocks of ``channels``, newest first (then by
+        descending id), the page of ``limit`` rows after ``offset``."""
+        if not channels:
+            return []
+        rows = self.execute("SELECT s.id, s.updated FROM stocks s WHERE EXISTS (SELECT 1 FROM stock_channels c WHERE "
+                            f"c.stock = s.id AND c.channel IN ({','.join('?' * len(channels))})) "
+                            "ORDER BY s.updated DESC, s.id DESC LIMIT ? OFFSET ?", (*channels, limit, offset))
+        return [(int(stock), float(updated)) for stock, updated in rows]
 
     def counts(self) -> dict[str, int]:
         tables = ("stocks", "alerts", "datapoints", "states", "channel_states", "tickets", "results", "journal",

@@ -38,9 +38,20 @@ class SqlStoreContract(StoreContract):
             open_store(store_url)
 
     def test_older_schema_without_upgrade_path_is_refused(self, store: SqlStore, store_url: str) -> None:
-        store.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION - 1),))
-        with pytest.raises(StoreError, match=f"version {SCHEMA_VERSION - 1}.*no upgrade path"):
+        store.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", ("1",))
+        with pytest.raises(StoreError, match="version 1.*no upgrade path"):
             open_store(store_url)
+
+    def test_version_2_store_gains_positions(self, store: SqlStore, store_url: str) -> None:
+        for index in ("stock_positions_healpix", "stocks_updated", "stock_channels_channel"):
+            store.execute(f"DROP INDEX {index}")
+        store.execute("DROP TABLE stock_positions")
+        store.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", ("2",))
+        upgraded = open_store(store_url)
+        assert isinstance(upgraded, SqlStore)
+        assert upgraded.execute("SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+        assert upgraded.positions([1]) == {} and upgraded.cone_search(10.0, 10.0, 1.0) == []
+        upgraded.close()
 
     def test_older_schema_is_upgraded_by_its_migrations(self, store: SqlStore, store_url: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -330,6 +330,61 @@ class StoreContract:
         assert store.select_stocks(updated_after=1050.0, updated_before=1150.0) == [stocks[1]]
         assert store.get_stock(stocks[2]).tags == ("Ia", "SN")  # type: ignore[union-attr]
 
+    # --- the read API ----------------------------------------------------------------------
+    def test_positions_follow_the_latest_alert(self, store: Store) -> None:
+        run = self.run_id(store)
+        batch = alert_batch(run, "ZTF24pos", 300, [datapoint("ZTF24pos", 0)])
+        stock = next(iter(batch.stocks))
+        batch.positions[stock] = (150.0, 2.5)
+        store.ingest(batch)
+        assert store.positions([stock, 12345]) == {stock: (150.0, 2.5)}
+        moved = alert_batch(run, "ZTF24pos", 301, [datapoint("ZTF24pos", 1)])
+        moved.positions[stock] = (150.0001, 2.5001)
+        store.ingest(moved)
+        assert store.positions([stock]) == {stock: (150.0001, 2.5001)}
+
+    def test_cone_search(self, store: Store) -> None:
+        from ampel_core.sky import angular_distance
+
+        run = self.run_id(store)
+        # around (359.9, -0.5): across ra = 0 and a HEALPix base-pixel edge; some in channel B only
+        offsets = [(0.0, 0.0), (0.15, 0.0), (0.0, -0.3), (0.5, 0.5), (1.2, 0.0), (-0.05, 0.02), (3.0, 3.0)]
+        stocks: dict[int, tuple[float, float]] = {}
+        for i, (dra, ddec) in enumerate(offsets):
+            name = f"ZTF24cone{i}"
+            batch = alert_batch(run, name, 400 + i, [datapoint(name, 0)], channels=("A",) if i % 3 else ("B",))
+            stock = next(iter(batch.stocks))
+            stocks[stock] = batch.positions[stock] = ((359.9 + dra) % 360, -0.5 + ddec)
+            store.ingest(batch)
+        for radius in (0.0, 0.1, 0.2, 0.8, 1.0, 5.0):
+            expected = sorted((angular_distance(359.9, -0.5, *where), stock) for stock, where in stocks.items()
+                              if angular_distance(359.9, -0.5, *where) <= radius)
+            found = store.cone_search(359.9, -0.5, radius)
+            assert [(stock, round(distance, 9)) for stock, _, _, distance in found] == [
+                (stock, round(distance, 9)) for distance, stock in expected]
+        assert store.cone_search(-0.1, -0.5, 1.0) == store.cone_search(359.9, -0.5, 1.0)
+        in_a = [stock for stock, _, _, _ in store.cone_search(359.9, -0.5, 5.0, channels=["A"])]
+        assert in_a and all(store.get_stock(stock).channels == ("A",) for stock in in_a)  # type: ignore[union-attr]
+        assert store.cone_search(359.9, -0.5, 5.0, channels=[]) == []
+        assert len(store.cone_search(359.9, -0.5, 5.0, limit=2)) == 2
+        with pytest.raises(ValueError, match="radius"):
+            store.cone_search(0.0, 0.0, 5.5)
+
+    def test_latest_stocks(self, store: Store) -> None:
+        run = self.run_id(store)
+        stocks = []
+        for i in range(5):
+            name = f"ZTF24new{i}"
+            batch = alert_batch(run, name, 500 + i, [datapoint(name, 0)], channels=("A",) if i != 2 else ("B",))
+            batch.stocks = {stock: 2000.0 + i for stock in batch.stocks}
+            store.ingest(batch)
+            stocks.extend(batch.stocks)
+        newest_first = [stocks[i] for i in (4, 3, 1, 0)]
+        assert store.latest_stocks(["A"]) == [(stock, 2000.0 + stocks.index(stock)) for stock in newest_first]
+        assert [s for s, _ in store.latest_stocks(["A"], limit=2, offset=1)] == newest_first[1:3]
+        assert [s for s, _ in store.latest_stocks(["A", "B"], limit=3)] == [stocks[4], stocks[3], stocks[2]]
+        assert store.latest_stocks([]) == [] and store.latest_stocks(["C"]) == []
+
     # --- T2 tickets ------------------------------------------------------------------------
     def test_claim_order_limit_and_channels(self, store: Store) -> None:
         run = self.run_id(store)

@@ -25,6 +25,7 @@ from ampel_core.provenance import state_id
 from ampel_core.registry import Registry
 from ampel_core.runtime.configured import Channel, build_component, verdict
 from ampel_core.runtime.run import Report, RunSummary, batch_counts, merge
+from ampel_core.sky import alert_position
 from ampel_core.store import IngestBatch, Store, TicketSpec
 from ampel_core.units import AlertFilter, PointUnit, StockUnit
 
@@ -177,6 +178,9 @@ class T0Runtime:
             points[dp.id] = dp
             batch.datapoints.append((dp, alert.id))
         batch.stocks[stock] = now
+        position = alert_position(alert)
+        if position is not None:
+            batch.positions[stock] = position
         batch.names.add((stock, alert.stock_name))
         batch.tags.update((stock, tag) for tag in alert.tags)
         batch.alerts.append((alert.id, stock, origin))
