@@ -362,7 +362,7 @@ class StoreContract:
             found = store.cone_search(359.9, -0.5, radius)
             assert [(stock, round(distance, 9)) for stock, _, _, distance in found] == [
                 (stock, round(distance, 9)) for distance, stock in expected]
-        assert store.cone_search(-0.1, -0.5, 1.0) == store.cone_search(359.9, -0.5, 1.0)
+        assert [row[0] for row in store.cone_search(-0.1, -0.5, 1.0)] == [row[0] for row in store.cone_search(359.9, -0.5, 1.0)]
         in_a = [stock for stock, _, _, _ in store.cone_search(359.9, -0.5, 5.0, channels=["A"])]
         assert in_a and all(store.get_stock(stock).channels == ("A",) for stock in in_a)  # type: ignore[union-attr]
         assert store.cone_search(359.9, -0.5, 5.0, channels=[]) == []
