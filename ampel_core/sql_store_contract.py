@@ -39,7 +39,7 @@ class SqlStoreContract(StoreContract):
 
     def test_older_schema_without_upgrade_path_is_refused(self, store: SqlStore, store_url: str) -> None:
         store.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", ("1",))
-        with pytest.raises(StoreError, match="version 1.*no upgrade path"):
+        with pytest.raises(StoreError, match=r"version 1.*no upgrade path"):
             open_store(store_url)
 
     def test_version_2_store_gains_positions(self, store: SqlStore, store_url: str) -> None:

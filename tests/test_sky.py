@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -35,7 +36,7 @@ def test_every_position_in_the_cone_is_in_a_range(ra: float, dec: float, radius:
     ranges = cone_ranges(ra, dec, radius)
     assert any(start <= pixel < end for start, end in ranges), (inside, ranges)
     assert all(start < end for start, end in ranges)
-    assert all(end < start for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False))  # merged, sorted
+    assert all(end < start for (_, end), (start, _) in itertools.pairwise(ranges))  # merged, sorted
 
 
 def test_ranges_of_a_small_cone_are_few_and_narrow() -> None:

@@ -7,9 +7,10 @@ may see (`TeamView`):
   404, whether the stock exists or not, so a team cannot probe another team's stocks);
 - datapoints only when their tags meet the team's rights (ZTF_PUB, ZTF_PRIV, ...);
 - states and journal lines only of the team's channels;
-- a T2 result only when a channel of the team ran its unit instance (a ``t2`` journal line of the
-  channel with the result's trace on that stock) and, for a result on a state, that channel saw
-  the state.
+- a T2 result only when its unit instance (trace) is one of the team's jobs (any version) and it
+  is on a state one of the team's channels saw, on a datapoint the team may see, or on the stock
+  (two teams whose channels configure a unit alike on the same state share its one result, as a
+  local run shares it between channels).
 
 Tabular endpoints answer in json, csv, parquet or votable (``format=``, see `ampel_serve.formats`)
 and page with ``limit`` and ``offset``. Ids of stocks, datapoints and alerts are 64-bit integers.
@@ -18,12 +19,13 @@ and page with ``limit`` and ``offset``. Ids of stocks, datapoints and alerts are
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -37,7 +39,7 @@ from ampel_serve.app import get_store
 from ampel_serve.auth import Team, current_team
 from ampel_serve.formats import MEDIA_TYPES, Format, table_response
 
-__all__ = ["MAX_LIMIT", "SCAN_LIMIT", "TeamView", "router", "team_view"]
+__all__ = ["MAX_LIMIT", "SCAN_LIMIT", "TeamView", "router", "team_traces", "team_view"]
 
 MAX_LIMIT = 1000  # rows of one page
 SCAN_LIMIT = 5000  # stocks a search by T2 value reads (newest first) before it stops
@@ -67,17 +69,32 @@ def sees(team: Team, tags: Sequence[str]) -> bool:
     return not team.rights.isdisjoint(tags)
 
 
-def visible_results(store: Store, team: Team, stock: int, states: Sequence[tuple[str, str, int | None, float]],
-                    journal: Sequence[Any]) -> list[tuple[int, Result]]:
-    ran = {entry.trace for entry in journal if entry.tier == 2 and entry.channel in team.channels and entry.trace}
+def visible_results(store: Store, stock: int, traces: frozenset[str], states: Sequence[tuple[str, str, int | None, float]],
+                    datapoints: set[int]) -> list[tuple[int, Result]]:
+    """The results on ``stock`` of the team's ``traces`` on what it saw (see the module docstring)."""
     seen = {state for _, state, _, _ in states}
-    return [(result_id, result) for result_id, result in store.results(stock=stock)
-            if result.trace in ran and (result.link_kind != "state" or result.link in seen)]
+    return [(result_id, result) for result_id, result in store.results(stock=stock) if result.trace in traces and (
+        result.link in seen if result.link_kind == "state" else
+        result.link_kind == "stock" or (result.link.lstrip("-").isdigit() and int(result.link) in datapoints))]
 
 
-def team_view(store: Store, team: Team, stock: str | int, details: bool = True) -> TeamView:
-    """The stock (a name or an id) as ``team`` sees it; 404 when none of its channels has it.
-    Without ``details`` only the stock, its position and datapoints are read."""
+TRACE_CACHE_SECONDS = 2.0
+
+
+def team_traces(request: Request, team: Annotated[Team, Depends(current_team)]) -> frozenset[str]:
+    """FastAPI dependency: the trace ids of every version of the team's jobs (cached for a moment)."""
+    cache: dict[str, tuple[float, frozenset[str]]] = request.app.state.__dict__.setdefault("team_traces", {})
+    now = time.monotonic()
+    found = cache.get(team.name)
+    if found is None or found[0] < now:
+        traces = frozenset(t for version in request.app.state.jobs.versions(team=team.name) for t in version.traces)
+        cache[team.name] = found = (now + TRACE_CACHE_SECONDS, traces)
+    return found[1]
+
+
+def team_view(store: Store, team: Team, traces: frozenset[str], stock: str | int, details: bool = True) -> TeamView:
+    """The stock (a name or an id) as ``team`` (whose jobs have ``traces``) sees it; 404 when none
+    of its channels has it. Without ``details`` only the stock, its position and datapoints are read."""
     found = store.find_stock(str(stock))
     info = store.get_stock(found) if found is not None else None
     channels = tuple(c for c in info.channels if c in team.channels) if info else ()
@@ -89,7 +106,7 @@ def team_view(store: Store, team: Team, stock: str | int, details: bool = True) 
         view.states = [row for channel in channels for row in store.channel_states(info.id, channel)]
         view.states.sort(key=lambda row: row[3])
         view.journal = [entry for entry in store.journal(info.id) if entry.channel in team.channels]
-        view.results = visible_results(store, team, info.id, view.states, view.journal)
+        view.results = visible_results(store, info.id, traces, view.states, view.visible_ids())
     return view
 
 
@@ -239,6 +256,7 @@ def light_curve_rows(view: TeamView, upper_limits: bool = True) -> list[dict[str
 router = APIRouter(tags=["read"], responses=ERRORS)  # type: ignore[arg-type]
 
 TeamDep = Annotated[Team, Depends(current_team)]
+TracesDep = Annotated[frozenset[str], Depends(team_traces)]
 StoreDep = Annotated[Store, Depends(get_store)]
 StockPath = Annotated[str, Path(description="a survey name (ZTF21abiuvdk) or a stock id", min_length=1, max_length=64)]
 FormatQuery = Annotated[Format, Query(description="json, csv, parquet or votable")]
@@ -252,30 +270,30 @@ def channels(team: TeamDep, store: StoreDep) -> Response:
 
 
 @router.get("/stocks/{stock}", responses={200: {"model": StockModel}}, summary="A stock")
-def stock(team: TeamDep, store: StoreDep, stock: StockPath,
+def stock(team: TeamDep, traces: TracesDep, store: StoreDep, stock: StockPath,
           extra: Annotated[bool, Query(description="add each datapoint's survey fields")] = False) -> Response:
     """A stock by name or id: its names, the team's channels that accepted it, tags, position, the
     datapoints the team's rights allow, the states the team's channels saw, the team's T2 results
     and the team's journal lines."""
-    return json_response(stock_document(store, team_view(store, team, stock), extra))
+    return json_response(stock_document(store, team_view(store, team, traces, stock), extra))
 
 
 @router.get("/stocks/{stock}/lightcurve", responses=_tabular(), summary="A stock's light curve")
-def light_curve(team: TeamDep, store: StoreDep, stock: StockPath, format: FormatQuery = Format.json,
+def light_curve(team: TeamDep, traces: TracesDep, store: StoreDep, stock: StockPath, format: FormatQuery = Format.json,
                 upper_limits: Annotated[bool, Query(description="include upper limits")] = True) -> Response:
     """The datapoints the team may see, by time: MJD time, sncosmo band, flux (zero point ``zp``
     in ``zpsys``), magnitudes, upper-limit and forced-photometry flags, tags. A negative flux is a
     negative subtraction."""
-    rows = light_curve_rows(team_view(store, team, stock, details=False), upper_limits)
+    rows = light_curve_rows(team_view(store, team, traces, stock, details=False), upper_limits)
     return table_response(rows, LIGHT_CURVE_COLUMNS, format)
 
 
 @router.get("/stocks/{stock}/results", responses=_tabular(), summary="A stock's T2 results")
-def results(team: TeamDep, store: StoreDep, stock: StockPath, format: FormatQuery = Format.json,
+def results(team: TeamDep, traces: TracesDep, store: StoreDep, stock: StockPath, format: FormatQuery = Format.json,
             unit: Annotated[str | None, Query(max_length=200, description="only this unit's results")] = None) -> Response:
     """The team's T2 results on the stock, oldest first, one row each with the body's fields
     flattened (dotted names, e.g. ``parameters.z``)."""
-    view = team_view(store, team, stock)
+    view = team_view(store, team, traces, stock)
     rows = []
     for result_id, result in view.results:
         if unit is None or result.unit == unit:
@@ -339,7 +357,7 @@ def _predicate(minimum: float | None, maximum: float | None, equals: str | None)
 
 
 @router.get("/stocks", responses=_tabular(), summary="Latest stocks, by channel, T2 value or class")
-def latest(team: TeamDep, store: StoreDep, format: FormatQuery = Format.json,
+def latest(team: TeamDep, traces: TracesDep, store: StoreDep, format: FormatQuery = Format.json,
            channel: Annotated[str | None, Query(max_length=200, description="one of the team's channels (default: all)")] = None,
            unit: Annotated[str | None, Query(max_length=200, description="select by this T2 unit's latest result")] = None,
            path: Annotated[str | None, Query(alias="field", max_length=200,
@@ -369,7 +387,7 @@ def latest(team: TeamDep, store: StoreDep, format: FormatQuery = Format.json,
         batch = store.latest_stocks(channels, 500, scanned)
         scanned += len(batch)
         for row in _stock_rows(store, team, batch):
-            hit = _latest_result(store, team, row["stock"], unit)
+            hit = _latest_result(store, team, traces, row["stock"], unit)
             if hit is not None:
                 value = _lookup(hit[1].body, path) if path else None
                 if not path or test(value):
@@ -391,27 +409,26 @@ def _stock_rows(store: Store, team: Team, stocks: list[tuple[int, float]]) -> li
     return rows
 
 
-def _latest_result(store: Store, team: Team, stock: int, unit: str) -> tuple[int, Result] | None:
+def _latest_result(store: Store, team: Team, traces: frozenset[str], stock: int, unit: str) -> tuple[int, Result] | None:
     """The team's newest successful result of ``unit`` on the stock's newest state the team saw (or
     on the stock or a datapoint)."""
-    states = [row for channel in team.channels for row in store.channel_states(stock, channel)]
-    journal = [e for e in store.journal(stock) if e.channel in team.channels]
-    latest_state = max(states, key=lambda row: row[3])[1] if states else None
-    found = [(i, r) for i, r in visible_results(store, team, stock, states, journal)
+    view = team_view(store, team, traces, stock)
+    latest_state = view.states[-1][1] if view.states else None
+    found = [(i, r) for i, r in view.results
              if r.unit == unit and r.status == "ok" and (r.link_kind != "state" or r.link == latest_state)]
     return found[-1] if found else None
 
 
 @router.get("/results/{result}", responses={200: {"model": ResultModel}}, summary="A T2 result")
-def result(team: TeamDep, store: StoreDep, result: Annotated[int, Path(ge=1, lt=2**63)]) -> Response:
-    return json_response(_result(result, _team_result(store, team, result)))
+def result(team: TeamDep, traces: TracesDep, store: StoreDep, result: Annotated[int, Path(ge=1, lt=2**63)]) -> Response:
+    return json_response(_result(result, _team_result(store, team, traces, result)))
 
 
-def _team_result(store: Store, team: Team, result_id: int) -> Result:
+def _team_result(store: Store, team: Team, traces: frozenset[str], result_id: int) -> Result:
     found = store.get_result(result_id)
-    if found is not None:
-        view = team_view(store, team, found.stock) if set(_stock_channels(store, found.stock)) & team.channels else None
-        if view is not None and any(i == result_id for i, _ in view.results):
+    if found is not None and found.trace in traces and set(_stock_channels(store, found.stock)) & team.channels:
+        view = team_view(store, team, traces, found.stock)
+        if any(i == result_id for i, _ in view.results):
             return found
     raise HTTPException(404, f"no result {result_id} among your results")
 
@@ -423,11 +440,11 @@ def _stock_channels(store: Store, stock: int) -> tuple[str, ...]:
 
 @router.get("/results/{result}/provenance", responses={200: {"model": ProvenanceModel}},
             summary="The provenance chain of a T2 result")
-def provenance(team: TeamDep, store: StoreDep, result: Annotated[int, Path(ge=1, lt=2**63)]) -> Response:
+def provenance(team: TeamDep, traces: TracesDep, store: StoreDep, result: Annotated[int, Path(ge=1, lt=2**63)]) -> Response:
     """result → trace (unit, distribution, version, code digest, resources, config) → state →
     datapoints → alerts (origin) → runs (job digest, environment), as `ampel provenance` prints
     it; datapoints the team may not see are left out, and so are their alerts."""
-    _team_result(store, team, result)
+    _team_result(store, team, traces, result)
     try:
         chain = provenance_chain(store, f"result:{result}")
     except AmpelError as error:  # e.g. a datapoint of the chain that is no longer readable

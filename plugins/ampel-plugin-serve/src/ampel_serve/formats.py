@@ -9,8 +9,8 @@ missing) and hands it to `table_response` with the requested format:
 - ``parquet``: one Apache Parquet file (pyarrow), missing values null;
 - ``votable``: an IVOA VOTable (astropy), missing values masked.
 
-The table formats give the paging in the headers ``X-Limit``, ``X-Offset`` and, unless the page
-is the last, ``X-Next-Offset``. A value that is a list or a mapping is one JSON-text cell in csv,
+Paged answers (every format) also carry the headers ``X-Limit``, ``X-Offset`` and, unless the
+page is the last, ``X-Next-Offset``. A value that is a list or a mapping is one JSON-text cell in csv,
 parquet and votable.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -28,7 +28,7 @@ from fastapi.responses import Response
 __all__ = ["MEDIA_TYPES", "Format", "table_bytes", "table_response"]
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     json = "json"
     csv = "csv"
     parquet = "parquet"
