@@ -415,7 +415,7 @@ class SqlStore:
     # --- the read API ----------------------------------------------------------------------
     def positions(self, stocks: Iterable[int]) -> dict[int, tuple[float, float]]:
         """(ra, dec) in degrees of those of ``stocks`` that have a position (`ampel_core.sky`)."""
-        stocks, found = list(stocks), {}
+        stocks, found = list(stocks), dict[int, tuple[float, float]]()
         for start in range(0, len(stocks), 500):
             chunk = stocks[start:start + 500]
             found.update((stock, (ra, dec)) for stock, ra, dec in self.execute(

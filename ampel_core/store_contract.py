@@ -372,7 +372,7 @@ class StoreContract:
 
     def test_latest_stocks(self, store: Store) -> None:
         run = self.run_id(store)
-        stocks = []
+        stocks: list[int] = []
         for i in range(5):
             name = f"ZTF24new{i}"
             batch = alert_batch(run, name, 500 + i, [datapoint(name, 0)], channels=("A",) if i != 2 else ("B",))

@@ -204,7 +204,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _tabular(model: type[BaseModel] = TableModel) -> dict[int | str, dict[str, Any]]:
-    content = {media.split(";")[0]: {} for fmt, media in MEDIA_TYPES.items() if fmt is not Format.json}
+    content: dict[str, Any] = {media.split(";")[0]: {} for fmt, media in MEDIA_TYPES.items() if fmt is not Format.json}
     return {**ERRORS, 200: {"model": model, "content": content,
                             "description": "json (the model below), csv, parquet or votable, as `format` asks"}}
 
@@ -253,7 +253,7 @@ def light_curve_rows(view: TeamView, upper_limits: bool = True) -> list[dict[str
 
 
 # --- the router ----------------------------------------------------------------------------------
-router = APIRouter(tags=["read"], responses=ERRORS)  # type: ignore[arg-type]
+router = APIRouter(tags=["read"], responses=ERRORS)
 
 TeamDep = Annotated[Team, Depends(current_team)]
 TracesDep = Annotated[frozenset[str], Depends(team_traces)]
@@ -382,7 +382,7 @@ def latest(team: TeamDep, traces: TracesDep, store: StoreDep, format: FormatQuer
     if not unit:
         page = store.latest_stocks(channels, limit + 1, offset)
         return _page(_stock_rows(store, team, page), columns, format, limit, offset)
-    test, matched, scanned = _predicate(minimum, maximum, equals), [], 0
+    test, matched, scanned = _predicate(minimum, maximum, equals), list[dict[str, Any]](), 0
     while scanned < SCAN_LIMIT and len(matched) <= offset + limit:
         batch = store.latest_stocks(channels, 500, scanned)
         scanned += len(batch)

@@ -83,8 +83,8 @@ def table_bytes(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: For
         return text.getvalue().encode()
     data = _columns(rows, columns)
     if fmt is Format.parquet:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
         arrow = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
         table = pa.table({name: pa.array(values, type=arrow[kind]) for name, (kind, values) in data.items()})
