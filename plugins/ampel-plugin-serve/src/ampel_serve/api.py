@@ -196,10 +196,15 @@ class ProvenanceModel(BaseModel):
     runs: list[dict[str, Any]]
 
 
+class ErrorModel(BaseModel):
+    detail: str
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "no token, or an invalid or expired one"},
-    404: {"description": "not found among what the team may see"},
-    429: {"description": "over the token's rate limit (see Retry-After)"},
+    400: {"model": ErrorModel, "description": "parameters that do not go together"},
+    401: {"model": ErrorModel, "description": "no token, or an invalid or expired one"},
+    404: {"model": ErrorModel, "description": "not found among what the team may see"},
+    429: {"model": ErrorModel, "description": "over the token's rate limit (see Retry-After)"},
 }
 
 
@@ -322,7 +327,7 @@ def cone(team: TeamDep, store: StoreDep,
     """The team's stocks within ``radius`` degrees of (ra, dec), nearest first; ``distance`` in
     degrees. A stock's position is that of its latest alert."""
     if not all(map(math.isfinite, (ra, dec, radius))):
-        raise HTTPException(422, "ra, dec and radius must be finite numbers")
+        raise HTTPException(400, "ra, dec and radius must be finite numbers")
     found = store.cone_search(ra, dec, radius, channels=sorted(team.channels), limit=offset + limit + 1)[offset:]
     stocks = {stock: store.get_stock(stock) for stock, *_ in found}
     rows = [{"stock": stock, "name": _name(stocks[stock]), "ra": r, "dec": d, "distance": distance,
@@ -374,9 +379,9 @@ def latest(team: TeamDep, traces: TracesDep, store: StoreDep, format: FormatQuer
     if channel is not None and channel not in team.channels:
         raise HTTPException(404, f"no channel {channel!r} among your channels")
     if (path or minimum is not None or maximum is not None or equals is not None) and not unit:
-        raise HTTPException(422, "field, min, max and equals select by a T2 result: give its unit too")
+        raise HTTPException(400, "field, min, max and equals select by a T2 result: give its unit too")
     if (minimum is not None or maximum is not None or equals is not None) and not path:
-        raise HTTPException(422, "min, max and equals need the result field they test (field=...)")
+        raise HTTPException(400, "min, max and equals need the result field they test (field=...)")
     channels = [channel] if channel else sorted(team.channels)
     columns = ["stock", "name", "ra", "dec", "updated", "channels"] + (["result", "value"] if unit else [])
     if not unit:
