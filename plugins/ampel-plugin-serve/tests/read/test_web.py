@@ -3,43 +3,17 @@ executable path (no browser download), against the app served by uvicorn on 127.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ampel_serve.app import ServeSettings, create_app
-
 CHROMIUM = Path("/usr/bin/chromium")
 RHU, PRIVATE = "ZTF21abiuvdk", "ZTF18abxhyqv"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed "
                                 "(apt-get install chromium; .ci/run installs it)")
-
-
-@pytest.fixture(scope="module")
-def server(read_store: Any) -> Iterator[str]:
-    import uvicorn
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = create_app(ServeSettings(store=read_store.url, data_dir=read_store.data_dir))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(10)
 
 
 @pytest.fixture(scope="module")
