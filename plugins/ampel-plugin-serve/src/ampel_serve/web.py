@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from ampel_core.errors import AmpelError
 from ampel_core.provenance_report import provenance_chain
-from ampel_core.store import Store
 from ampel_serve.api import TeamView, light_curve_rows, sees, team_traces, team_view
 from ampel_serve.app import get_store
 from ampel_serve.auth import COOKIE, Team, current_team
@@ -71,9 +70,6 @@ def page_team(request: Request) -> Team | Response:
         raise
 
 
-StoreDep = Annotated[Store, Depends(get_store)]
-
-
 @router.get("/login")
 def login_form(request: Request) -> HTMLResponse:
     return render("login.html")
@@ -108,10 +104,11 @@ def static(name: str) -> Response:
 
 
 @router.get("/", response_class=HTMLResponse)
-def channels_page(request: Request, store: StoreDep) -> Response:
+def channels_page(request: Request) -> Response:
     team = page_team(request)
     if not isinstance(team, Team):
         return team
+    store = get_store(request)
     channels = []
     for channel in sorted(team.channels):
         latest = store.latest_stocks([channel], LATEST_PER_CHANNEL)
@@ -126,10 +123,11 @@ def channels_page(request: Request, store: StoreDep) -> Response:
 
 
 @router.get("/stocks/{stock}", response_class=HTMLResponse)
-def stock_page(request: Request, store: StoreDep, stock: str) -> Response:
+def stock_page(request: Request, stock: str) -> Response:
     team = page_team(request)
     if not isinstance(team, Team):
         return team
+    store = get_store(request)
     try:
         view = team_view(store, team, team_traces(request, team), stock)
     except HTTPException as error:
@@ -144,10 +142,11 @@ def stock_page(request: Request, store: StoreDep, stock: str) -> Response:
 
 
 @router.get("/results/{result}", response_class=HTMLResponse)
-def result_page(request: Request, store: StoreDep, result: int) -> Response:
+def result_page(request: Request, result: int) -> Response:
     team = page_team(request)
     if not isinstance(team, Team):
         return team
+    store = get_store(request)
     found = store.get_result(result) if 0 < result < 2**63 else None
     view = None
     if found is not None:
