@@ -32,11 +32,11 @@ from ampel_core.registry import Registry, get_registry
 from ampel_core.runtime import Channel, configure
 from ampel_core.store import open_store
 from ampel_core.units import ReactUnit
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from ampel_serve._db import ServeDB
-from ampel_serve.auth import Team, current_team
+from ampel_serve.auth import CurrentTeam, Team
 from ampel_serve.teams import TeamBook
 
 __all__ = ["MAX_NODES", "JobBook", "JobRefused", "JobVersion", "load_upload", "router"]
@@ -302,7 +302,7 @@ def _refused(error: AmpelError, status: int = 422) -> HTTPException:
 
 
 @router.post("", status_code=201, summary="Upload a job (YAML), validate it and activate it")
-async def upload_job(request: Request, team: Team = Depends(current_team)) -> JSONResponse:
+async def upload_job(request: Request, team: CurrentTeam) -> JSONResponse:
     limit: int = request.app.state.settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -322,12 +322,12 @@ async def upload_job(request: Request, team: Team = Depends(current_team)) -> JS
 
 
 @router.get("", summary="The team's jobs, every version")
-def list_jobs(request: Request, team: Team = Depends(current_team)) -> list[dict[str, Any]]:
+def list_jobs(request: Request, team: CurrentTeam) -> list[dict[str, Any]]:
     return [v.as_dict() for v in _book(request).versions(team.name)]
 
 
 @router.get("/{name}", summary="One job: its current version with the job document")
-def show_job(name: str, request: Request, team: Team = Depends(current_team)) -> dict[str, Any]:
+def show_job(name: str, request: Request, team: CurrentTeam) -> dict[str, Any]:
     versions = _book(request).versions(team.name, name)
     if not versions:
         raise HTTPException(404, f"no job {name!r}")
@@ -343,22 +343,22 @@ def _status(name: str, request: Request, team: Team, status: str) -> dict[str, A
 
 
 @router.post("/{name}/pause", summary="Pause a job: its channels stop taking alerts")
-def pause_job(name: str, request: Request, team: Team = Depends(current_team)) -> dict[str, Any]:
+def pause_job(name: str, request: Request, team: CurrentTeam) -> dict[str, Any]:
     return _status(name, request, team, "paused")
 
 
 @router.post("/{name}/resume", summary="Resume a paused job")
-def resume_job(name: str, request: Request, team: Team = Depends(current_team)) -> dict[str, Any]:
+def resume_job(name: str, request: Request, team: CurrentTeam) -> dict[str, Any]:
     return _status(name, request, team, "active")
 
 
 @router.delete("/{name}", summary="Remove a job (its results stay in the store)")
-def remove_job(name: str, request: Request, team: Team = Depends(current_team)) -> dict[str, Any]:
+def remove_job(name: str, request: Request, team: CurrentTeam) -> dict[str, Any]:
     return _status(name, request, team, "removed")
 
 
 @router.post("/{name}/replay", summary="Run the job's channels over the alerts the store already holds")
-def replay_job(name: str, request: Request, team: Team = Depends(current_team)) -> dict[str, Any]:
+def replay_job(name: str, request: Request, team: CurrentTeam) -> dict[str, Any]:
     service = request.app.state.service
     book = _book(request)
     try:
