@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import urllib.error
 import urllib.request
@@ -28,6 +29,10 @@ _TOKEN = click.option("--token", required=True, envvar="AMPEL_TOKEN", help="Your
 @click.option("--source", default=None, help="Ingest from Kafka: kafka://host:port/topic[,topic][?group=ID].")
 @click.option("--format", "alert_format", default="ztf", show_default=True, help="Alert format of the stream.")
 @click.option("--pattern", default="*", show_default=True, help="File names to ingest from --watch (fnmatch).")
+@click.option("--settle", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds a dropped file must be unchanged before it is ingested.")
+@click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
+              help="Seconds between looks for new files, tickets and job changes.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("ampel-data"),
               show_default=True, help="The only directory paths in uploaded jobs may point into.")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -51,8 +56,15 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     click.echo(f"ampel serve: store {settings.store}, "
                f"{'watching ' + str(settings.watch) if settings.watch else settings.source or 'not ingesting'}, "
                f"http://{settings.host}:{settings.port} (SIGTERM or Ctrl-C stops after in-flight work)", err=True)
-    # uvicorn turns SIGTERM / SIGINT into a graceful shutdown, whose last step stops the service
-    uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")).run()
+    # uvicorn turns SIGTERM / SIGINT into a graceful shutdown, whose last step stops the service, and
+    # then raises the signal again for the handler it found: for SIGTERM, let that be "exit 0"
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if app.state.service.errors:
+        raise AmpelError(f"ampel serve stopped; errors while it ran: {'; '.join(app.state.service.errors[-3:])}")
 
 
 @serve.group()

@@ -5,7 +5,8 @@ module only decides when it runs and with which channels.
 
 - **Ingestion** runs every active channel's T0 on the stream: files dropped into the watched
   directory (alert files or tar archives; write them under a name starting with ``.`` or ending
-  in ``.part`` and rename them when complete), one file at a time, in name order; or Kafka
+  in ``.part`` and rename them when complete; a file is also left alone until it has been unchanged
+  for ``settle`` seconds), one file at a time, in name order; or Kafka
   (offsets committed after each durable batch). A file is recorded as ingested only once all its
   alerts are committed, so a restart resumes with the first file not done (re-ingesting part of a
   file is idempotent: the core decides each alert and channel once). One run is recorded per
@@ -76,6 +77,8 @@ class Service:
         self._threads: list[threading.Thread] = []
         self._t3_due = threading.Event()
         self.errors: list[str] = []  # what made a thread give up (also logged)
+        self._activity = 0  # grows with every ingested or T2 batch: T3 runs only when it changed
+        self._t3_seen: dict[tuple[str, str, int], int] = {}  # job version -> activity at its last T3
 
     # lifecycle ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -116,7 +119,7 @@ class Service:
 
     @staticmethod
     def _document(kind: str, versions: list[JobVersion], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {"serve": kind, **(extra or {}),
+        return {"name": f"serve-{kind}", "serve": kind, **(extra or {}),
                 "jobs": [{"team": v.team, "name": v.name, "version": v.version, "digest": v.digest} for v in versions]}
 
     # ingestion ------------------------------------------------------------------------------------
@@ -145,14 +148,21 @@ class Service:
     def _ingest_once(self, store: Store, channels: list[Channel], summary: RunSummary, observer: Observer) -> bool:
         """Ingest what is waiting (the next new file, or one Kafka cycle); whether there was any."""
         if self.source is not None:
-            before = summary.records
             task = T0Task(tier=0, source=self.source, format=self.format, batch_size=self.settings.batch_size)
-            run_t0(store, self.registry, task, channels, summary.run, summary, observer)
-            return summary.records > before
+            return self._t0(store, task, channels, summary, observer) > 0
         for path in self._new_files():
             self._ingest_file(store, path, channels, summary, observer)
             return True
         return False
+
+    def _t0(self, store: Store, task: T0Task, channels: list[Channel], summary: RunSummary, observer: Observer) -> int:
+        """Run ``task`` in the run of ``summary`` (whose counts the observer adds up); records read."""
+        part = RunSummary(run=summary.run)
+        run_t0(store, self.registry, task, channels, summary.run, part, observer)
+        summary.t0_seconds += part.t0_seconds
+        if part.records:
+            self._activity += 1
+        return part.records
 
     def _new_files(self) -> list[Path]:
         assert self.settings.watch is not None
@@ -170,7 +180,8 @@ class Service:
         for path in found:
             with contextlib.suppress(FileNotFoundError):
                 stat = path.stat()
-                if (str(path), stat.st_size, stat.st_mtime_ns) not in done:
+                settled = time.time() - stat.st_mtime >= self.settings.settle  # not still being written
+                if settled and (str(path), stat.st_size, stat.st_mtime_ns) not in done:
                     new.append(path)
         return new
 
@@ -179,7 +190,7 @@ class Service:
         stat = path.stat()
         task = T0Task(tier=0, source=ComponentSpec(name="files", config={"paths": [str(path)]}), format=self.format,
                       batch_size=self.settings.batch_size)
-        run_t0(store, self.registry, task, channels, summary.run, summary, observer)
+        self._t0(store, task, channels, summary, observer)
         with self.jobs.db.transaction() as cursor:  # all its alerts are committed: it is done
             cursor.execute("INSERT INTO serve_ingested (path, size, mtime, run, done) VALUES (?, ?, ?, ?, ?) "
                            "ON CONFLICT DO NOTHING", (str(path), stat.st_size, stat.st_mtime_ns, summary.run, time.time()))
@@ -205,7 +216,7 @@ class Service:
                               format=self.format, batch_size=self.settings.batch_size)
                 store = open_store(self.settings.store)
                 try:
-                    run_t0(store, self.registry, task, channels, summary.run, summary, Observer(self.registry, summary))
+                    self._t0(store, task, channels, summary, Observer(self.registry, summary))
                 finally:
                     store.close()
         return {**summary.as_dict(), "files": len(files), "files_missing": missing}
@@ -216,7 +227,14 @@ class Service:
         with recorded_run(self.settings.store, {"serve": "t2", **task.model_dump(mode="json")}, self.registry) as summary:
             store = open_store(self.settings.store)
             try:
-                run_t2(store, self.registry, task, summary.run, summary, Observer(self.registry, summary),
+                observer = Observer(self.registry, summary)
+
+                def report(tier: int, counts: dict[str, int]) -> None:
+                    self._activity += 1
+                    observer(tier, counts)
+
+                # the runtime counts into its own summary; the run's is the sum of what it reports
+                run_t2(store, self.registry, task, summary.run, RunSummary(run=summary.run), report,
                        self._stop.is_set, self.settings.poll)
             finally:
                 store.close()
@@ -237,7 +255,10 @@ class Service:
             for version in self.jobs.active():
                 if self._stop.is_set():
                     return
-                self.run_t3(version)
+                key, activity = (version.team, version.name, version.version), self._activity
+                if self._t3_seen.get(key) != activity:  # nothing new since its last T3: nothing to report
+                    self.run_t3(version)
+                    self._t3_seen[key] = activity
 
     def run_t3(self, version: JobVersion) -> dict[str, int]:
         """Run the T3 tasks of job ``version`` as one recorded run; their counts added up."""
@@ -249,7 +270,7 @@ class Service:
         with recorded_run(self.settings.store, self._document("t3", [version]), self.registry) as summary:
             store = open_store(self.settings.store)
             try:
-                for task in tasks:
+                for task in tasks:  # run_t3 counts only through its report, the observer
                     for key, value in run_t3(store, self.registry, task, channels, summary.run,
                                              Observer(self.registry, summary)).items():
                         counts[key] += value
