@@ -12,13 +12,15 @@ An upload is *data only*: YAML read with the safe loader (no object-constructing
 a bound on its nodes (aliases cannot blow it up), every unit named must be installed and its config
 valid against the unit's schema, every channel's ``access`` must be among the team's rights, channel
 names are unique across teams, and every string in its channels and T3 tasks that looks like a file
-path must lie inside the server's data directory (relative paths are taken from there). Each
+path (a ``/``, ``~``, ``..``, or any value of a key naming a file: ``output``, ``file``, ``path``,
+``dir``...) must lie inside the server's data directory (relative paths are taken from there). Each
 upload of a job name is a new version (with its digest and the trace ids of its units); uploading
 the same content again is not.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,19 +102,25 @@ def load_upload(text: bytes, max_bytes: int) -> dict[str, Any]:
     return document
 
 
-def _looks_like_path(value: str) -> bool:
-    return "/" in value or "\\" in value or value.startswith("~") or value in (".", "..")
+_PATH_KEYS = re.compile(r"file|path|output|dir|folder", re.IGNORECASE)
 
 
-def confine_paths(value: Any, data_dir: Path, where: str = "job") -> Any:
+def _looks_like_path(value: str, key: str) -> bool:
+    """A string taken for a file path: one with a separator, ``~``, ``.`` or ``..``, or any string
+    under a key that names a file (``file``, ``path``, ``output``, ``dir`` ...)."""
+    return ("/" in value or "\\" in value or value.startswith("~") or value in (".", "..")
+            or bool(_PATH_KEYS.search(key)))
+
+
+def confine_paths(value: Any, data_dir: Path, where: str = "job", key: str = "") -> Any:
     """``value`` with every path-like string made an absolute path inside ``data_dir`` (relative ones
     are taken from there); JobRefused for one outside it (absolute, ``..``, ``~``, a link leading out)
     or for a URL other than http(s)."""
     if isinstance(value, dict):
-        return {key: confine_paths(item, data_dir, f"{where}.{key}") for key, item in value.items()}
+        return {name: confine_paths(item, data_dir, f"{where}.{name}", str(name)) for name, item in value.items()}
     if isinstance(value, list):
-        return [confine_paths(item, data_dir, f"{where}[{index}]") for index, item in enumerate(value)]
-    if not isinstance(value, str) or not _looks_like_path(value):
+        return [confine_paths(item, data_dir, f"{where}[{index}]", key) for index, item in enumerate(value)]
+    if not isinstance(value, str) or not _looks_like_path(value, key):
         return value
     if "://" in value:
         if value.split("://", 1)[0].lower() in ("http", "https"):
