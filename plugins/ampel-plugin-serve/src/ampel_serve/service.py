@@ -6,9 +6,10 @@ module only decides when it runs and with which channels.
 - **Ingestion** runs every active channel's T0 on the stream: files dropped into the watched
   directory (alert files or tar archives; write them under a name starting with ``.`` or ending
   in ``.part`` and rename them when complete; a file is also left alone until it has been unchanged
-  for ``settle`` seconds), one file at a time, in name order; or Kafka
-  (offsets committed after each durable batch). A file is recorded as ingested only once all its
-  alerts are committed, so a restart resumes with the first file not done (re-ingesting part of a
+  for ``settle`` seconds), up to ``batch_size`` files per T0 pass, in name order; or Kafka
+  (offsets committed after each durable batch; each pass of at most ten batches joins the consumer
+  group anew, so a stop waits for the pass to end). A file is recorded as ingested only once all
+  its alerts are committed, so a restart resumes with the first file not done (re-ingesting part of a
   file is idempotent: the core decides each alert and channel once). One run is recorded per
   session of unchanged jobs: when a job is uploaded, paused, resumed or removed, the run ends and
   a new one starts with the new set of channels, so each run's document names the job versions it ran.
@@ -53,8 +54,9 @@ def kafka_source(url: str, poll: float, batch_size: int) -> ComponentSpec:
     if parts.scheme != "kafka" or not parts.netloc or not topics:
         raise AmpelError(f"--source {url!r}: expected kafka://host:port/topic[,topic][?group=ID]")
     group = parse_qs(parts.query).get("group", ["ampel-serve"])[0]
+    # each pass joins the group anew, which takes seconds: a pass ends after 10 batches or 5 idle seconds
     return ComponentSpec(name="kafka", config={"bootstrap_servers": parts.netloc, "topics": topics, "group_id": group,
-                                               "max_idle": poll, "max_messages": batch_size * 10})
+                                               "max_idle": max(5.0, poll), "max_messages": batch_size * 10})
 
 
 def _waiting(name: str) -> bool:
@@ -150,10 +152,12 @@ class Service:
         if self.source is not None:
             task = T0Task(tier=0, source=self.source, format=self.format, batch_size=self.settings.batch_size)
             return self._t0(store, task, channels, summary, observer) > 0
-        for path in self._new_files():
-            self._ingest_file(store, path, channels, summary, observer)
-            return True
-        return False
+        new = self._new_files()
+        if not new:
+            return False
+        # up to a batch of alert files in one T0 pass (one file per alert is the usual drop)
+        self._ingest_files(store, new[:self.settings.batch_size], channels, summary, observer)
+        return True
 
     def _t0(self, store: Store, task: T0Task, channels: list[Channel], summary: RunSummary, observer: Observer) -> int:
         """Run ``task`` in the run of ``summary`` (whose counts the observer adds up); records read."""
@@ -185,15 +189,17 @@ class Service:
                     new.append(path)
         return new
 
-    def _ingest_file(self, store: Store, path: Path, channels: list[Channel], summary: RunSummary,
-                     observer: Observer) -> None:
-        stat = path.stat()
-        task = T0Task(tier=0, source=ComponentSpec(name="files", config={"paths": [str(path)]}), format=self.format,
-                      batch_size=self.settings.batch_size)
+    def _ingest_files(self, store: Store, paths: list[Path], channels: list[Channel], summary: RunSummary,
+                      observer: Observer) -> None:
+        stats = [path.stat() for path in paths]
+        task = T0Task(tier=0, source=ComponentSpec(name="files", config={"paths": [str(p) for p in paths]}),
+                      format=self.format, batch_size=self.settings.batch_size)
         self._t0(store, task, channels, summary, observer)
-        with self.jobs.db.transaction() as cursor:  # all its alerts are committed: it is done
-            cursor.execute("INSERT INTO serve_ingested (path, size, mtime, run, done) VALUES (?, ?, ?, ?, ?) "
-                           "ON CONFLICT DO NOTHING", (str(path), stat.st_size, stat.st_mtime_ns, summary.run, time.time()))
+        with self.jobs.db.transaction() as cursor:  # all their alerts are committed: they are done
+            for path, stat in zip(paths, stats, strict=True):
+                cursor.execute("INSERT INTO serve_ingested (path, size, mtime, run, done) VALUES (?, ?, ?, ?, ?) "
+                               "ON CONFLICT DO NOTHING", (str(path), stat.st_size, stat.st_mtime_ns, summary.run,
+                                                          time.time()))
 
     def ingested_files(self) -> list[Path]:
         """The files ingested so far, in the order they were."""
