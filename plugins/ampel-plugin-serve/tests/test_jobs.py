@@ -11,13 +11,17 @@ from typing import Any
 
 import pytest
 import yaml
+from ampel_core.errors import AmpelError
 from ampel_core.store import open_store
+from ampel_core.units import ReactUnit
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ampel_serve.app import ServeSettings, create_app
-from ampel_serve.jobs import JobRefused, confine_paths, load_upload
+from ampel_serve.auth import Team
+from ampel_serve.jobs import JobRefused, confine_paths, load_upload, prepare, secret_prefix
+from ampel_serve.teams import TeamBook
 
 
 @pytest.fixture
@@ -186,3 +190,42 @@ def test_any_upload_is_a_mapping_or_refused(payload: bytes) -> None:
     except JobRefused:
         return
     assert isinstance(document, dict) and len(payload) <= 200
+
+
+class PushLike(ReactUnit):
+    """A react unit that reads a secret from the environment variable ``url_env``."""
+
+    url_env: str = "AMPEL_PUSH_WEBHOOK"
+
+    def process(self, views: Any) -> dict[str, Any]:
+        return {}
+
+
+def _secret_job(url_env: str | None) -> dict[str, Any]:
+    react: dict[str, Any] = {"unit": "PushLike", "config": {} if url_env is None else {"url_env": url_env}}
+    return {"name": "push", "channels": [{"name": "C", "access": ["ZTF_PUB"]}],
+            "tasks": [{"tier": 3, "select": {"channel": "C"}, "react": [react]}]}
+
+
+def test_units_may_read_only_the_teams_own_secrets(register_units: Any, tmp_path: Path) -> None:
+    registry = register_units(PushLike)
+    team = Team("SN_TEAM", frozenset({"ZTF_PUB"}), frozenset())
+    assert secret_prefix("SN_TEAM") == secret_prefix("sn-team") == "AMPEL_PUSH_SN_TEAM_"
+    job, traces = prepare(_secret_job("AMPEL_PUSH_SN_TEAM_SLACK"), team, tmp_path, registry)
+    assert job.name == "push" and [t.unit for t in traces] == ["AcceptAll", "PushLike"]
+    for url_env in ("AMPEL_PUSH_OTHER_SLACK", "AMPEL_PUSH_SN_SLACK", None):  # None: the unit's default
+        with pytest.raises(JobRefused, match="only environment variables named AMPEL_PUSH_SN_TEAM_"):
+            prepare(_secret_job(url_env), team, tmp_path, registry)
+
+
+def test_team_names_whose_secrets_would_overlap_are_refused(store_url: str) -> None:
+    book = TeamBook(store_url)
+    try:
+        book.add_team("SN", ["ZTF_PUB"])
+        for close in ("SN_TEAM", "sn", "Sn.x"):
+            with pytest.raises(AmpelError, match="too close to team 'SN'"):
+                book.add_team(close, ["ZTF_PUB"])
+        book.add_team("SNE", ["ZTF_PUB"])
+        book.add_team("S", ["ZTF_PUB"])  # S_ is no prefix of SN_
+    finally:
+        book.close()

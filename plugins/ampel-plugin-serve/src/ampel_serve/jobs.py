@@ -13,7 +13,9 @@ a bound on its nodes (aliases cannot blow it up), every unit named must be insta
 valid against the unit's schema, every channel's ``access`` must be among the team's rights, channel
 names are unique across teams, and every string in its channels and T3 tasks that looks like a file
 path (a ``/``, ``~``, ``..``, or any value of a key naming a file: ``output``, ``file``, ``path``,
-``dir``...) must lie inside the server's data directory (relative paths are taken from there). Each
+``dir``...) must lie inside the server's data directory (relative paths are taken from there), and
+every ``*_env`` setting of its units (the environment variable a unit reads a secret from, defaults
+included) must name a variable of the team's own, ``AMPEL_PUSH_<TEAM>_...`` (`secret_prefix`). Each
 upload of a job name is a new version (with its digest and the trace ids of its units); uploading
 the same content again is not.
 """
@@ -42,7 +44,8 @@ from ampel_serve._db import ServeDB
 from ampel_serve.auth import CurrentTeam, Team
 from ampel_serve.teams import TeamBook
 
-__all__ = ["MAX_NODES", "JobBook", "JobRefused", "JobVersion", "load_upload", "router"]
+__all__ = ["MAX_NODES", "JobBook", "JobRefused", "JobVersion", "confine_paths", "load_upload", "prepare", "router",
+           "secret_prefix"]
 
 MAX_NODES = 100_000  # values in one uploaded document, aliases counted at each use
 STATUSES = ("active", "paused", "superseded", "removed")
@@ -150,6 +153,26 @@ def _check_rights(job: Job, team: Team) -> None:
             raise JobRefused("a T3 task on the server must select one of the job's channels (select.channel)")
 
 
+def secret_prefix(team: str) -> str:
+    """The environment variables a team's units may name (``*_env`` settings): ``AMPEL_PUSH_<TEAM>_...``
+    with the team's name upper-cased and every other character than A-Z and 0-9 made ``_``."""
+    return f"AMPEL_PUSH_{re.sub(r'[^A-Z0-9]', '_', team.upper())}_"
+
+
+def _check_secrets(value: Any, prefix: str, where: str, key: str = "") -> None:
+    """Every ``*_env`` setting (the environment variable a unit reads a secret from) names a
+    variable of the team's own: one team's job must not make a unit use another team's secret."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_secrets(item, prefix, f"{where}.{name}", str(name))
+    elif isinstance(value, list):
+        for item in value:
+            _check_secrets(item, prefix, where, key)
+    elif key.endswith("_env") and isinstance(value, str) and not value.startswith(prefix):
+        raise JobRefused(f"{where}: {value!r}: a unit of your team may read only environment variables named "
+                         f"{prefix}... (ask the server's operator to set one)")
+
+
 def prepare(document: dict[str, Any], team: Team, data_dir: Path, registry: Registry) -> tuple[Job, list[Trace]]:
     """Validate an uploaded document for ``team``: the job and the traces of its units.
     Units are configured (so their config is checked against their schema) but nothing runs."""
@@ -176,6 +199,8 @@ def prepare(document: dict[str, Any], team: Team, data_dir: Path, registry: Regi
                     traces.append(configured.trace)
     except (AmpelError, ValueError) as error:
         raise JobRefused(str(error)) from None
+    for trace in traces:  # the full config, defaults included
+        _check_secrets(trace.config, secret_prefix(team.name), trace.unit)
     return job, list({trace.id: trace for trace in traces}.values())
 
 
