@@ -172,3 +172,20 @@ def test_t3_runs_on_its_schedule(server: Any, store_url: str, job_file: Path, al
     code, output = live.stop()
     assert code == 0
     assert "ZTF21abiuvdk" in output  # the T3TableReport of the job printed its table
+
+
+def test_startup_errors_are_one_line(tmp_path: Path) -> None:
+    import socket
+
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        done = ampel("serve", "--store", store, "--port", port, check=False)
+    assert done.returncode == 2 and done.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}")
+    done = ampel("serve", "--store", store, "--watch", str(tmp_path / "nowhere"), "--port", "0", check=False)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: --watch {tmp_path / 'nowhere'}: no such directory"
+    done = ampel("submit", str(tmp_path / "none.yml"), "--to", "http://127.0.0.1:1", "--token", "t", check=False)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: job file not found: {tmp_path / 'none.yml'}"
+    (tmp_path / "job.yml").write_text("name: x\n")
+    done = ampel("submit", str(tmp_path / "job.yml"), "--to", "http://127.0.0.1:1", "--token", "t", check=False)
+    assert done.returncode == 2 and done.stderr.startswith("error: cannot reach http://127.0.0.1:1/jobs")

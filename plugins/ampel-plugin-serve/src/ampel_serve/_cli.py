@@ -52,6 +52,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     from ampel_serve.app import ServeSettings, create_app
 
     settings = ServeSettings(**options)
+    _check_port(settings.host, settings.port)
     app = create_app(settings, service=True)
     click.echo(f"ampel serve: store {settings.store}, "
                f"{'watching ' + str(settings.watch) if settings.watch else settings.source or 'not ingesting'}, "
@@ -63,8 +64,18 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")).run()
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if app.state.service.errors:
-        raise AmpelError(f"ampel serve stopped; errors while it ran: {'; '.join(app.state.service.errors[-3:])}")
+
+
+def _check_port(host: str, port: int) -> None:
+    """AmpelError when ``host:port`` cannot be listened on (before anything starts)."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        raise AmpelError(f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --port or "
+                         "stop what uses it") from None
 
 
 @serve.group()

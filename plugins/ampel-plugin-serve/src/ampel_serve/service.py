@@ -70,6 +70,8 @@ class Service:
     def __init__(self, settings: ServeSettings, jobs: JobBook, registry: Registry | None = None) -> None:
         if settings.watch is not None and settings.source is not None:
             raise AmpelError("give either --watch DIR or --source kafka://..., not both")
+        if settings.watch is not None and not settings.watch.is_dir():
+            raise AmpelError(f"--watch {settings.watch}: no such directory")
         self.settings, self.jobs = settings, jobs
         self.registry = registry or get_registry()
         self.format = ComponentSpec(name=settings.alert_format)
@@ -78,7 +80,7 @@ class Service:
         self._ingest_lock = threading.Lock()  # live ingestion and replays take turns
         self._threads: list[threading.Thread] = []
         self._t3_due = threading.Event()
-        self.errors: list[str] = []  # what made a thread give up (also logged)
+        self.errors: list[str] = []  # what made a thread pause and try again (also logged)
         self._activity = 0  # grows with every ingested or T2 batch: T3 runs only when it changed
         self._t3_seen: dict[tuple[str, str, int], int] = {}  # job version -> activity at its last T3
 
