@@ -231,7 +231,8 @@ def _job_action(action: str, method: str = "POST") -> click.Command:
     @_TOKEN
     def command(name: str, url: str, token: str) -> None:
         path = f"{url.rstrip('/')}/jobs/{name}" + ("" if method == "DELETE" else f"/{action}")
-        click.echo(json.dumps(request_json(method, path, token), indent=1))
+        # a replay answers when it is done: over a large store that takes a while
+        click.echo(json.dumps(request_json(method, path, token, timeout=3600 if action == "replay" else 120), indent=1))
 
     command.help = f"{action.capitalize()} job NAME of your team."
     return command
