@@ -29,6 +29,8 @@ _TOKEN = click.option("--token", required=True, envvar="AMPEL_TOKEN", help="Your
 @click.option("--source", default=None, help="Ingest from Kafka: kafka://host:port/topic[,topic][?group=ID].")
 @click.option("--format", "alert_format", default="ztf", show_default=True, help="Alert format of the stream.")
 @click.option("--pattern", default="*", show_default=True, help="File names to ingest from --watch (fnmatch).")
+@click.option("--batch-size", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Alerts per ingest transaction, and files per T0 pass from --watch.")
 @click.option("--settle", default=1.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds a dropped file must be unchanged before it is ingested.")
 @click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
