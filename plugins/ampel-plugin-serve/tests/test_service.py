@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from ampel_core.drivers import run_job
 from ampel_core.jobs import load_job
@@ -50,10 +51,11 @@ def _ended(store: str) -> list[str]:
     return [status for (status,) in _rows(store, "SELECT status FROM runs ORDER BY id")]
 
 
+@pytest.mark.parametrize("mode", ["processes", "threads"])
 def test_run_locally_then_upload_gives_identical_results(server: Any, store_url: str, local_store_url: str,
-                                                         job_file: Path, alerts: Path) -> None:
+                                                         job_file: Path, alerts: Path, mode: str) -> None:
     token = _team(store_url)
-    live = server("--pattern", "*.avro")
+    live = server("--pattern", "*.avro", *(["--threads"] if mode == "threads" else []))
     answer = ampel("submit", str(job_file), "--to", live.url, "--token", token).stdout
     assert "version 1 uploaded: active, channels TEAM_A_SN" in answer
     files = drop_alerts(alerts, live.watch)

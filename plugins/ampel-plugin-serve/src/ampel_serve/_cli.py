@@ -39,7 +39,9 @@ _TOKEN = click.option("--token", required=True, envvar="AMPEL_TOKEN", help="Your
               show_default=True, help="The only directory paths in uploaded jobs may point into.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--t2-workers", default=1, show_default=True, type=click.IntRange(0, 64), help="T2 worker threads.")
+@click.option("--t2-workers", default=1, show_default=True, type=click.IntRange(0, 64), help="T2 worker processes.")
+@click.option("--threads", is_flag=True, help="Ingest and run T2 in threads of this process, not in processes of "
+                                              "their own (one core for everything).")
 @click.option("--t3-interval", default=300.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds between runs of the jobs' T3 tasks.")
 @click.option("--max-upload", "max_upload_bytes", default=256 * 1024, show_default=True, type=click.IntRange(min=1),
@@ -78,6 +80,38 @@ def _check_port(host: str, port: int) -> None:
     except OSError as error:
         raise AmpelError(f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --port or "
                          "stop what uses it") from None
+
+
+@serve.command("ingest")
+@_STORE
+@click.option("--watch", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Ingest alert files and tar archives dropped into this directory.")
+@click.option("--source", default=None, help="Ingest from Kafka: kafka://host:port/topic[,topic][?group=ID].")
+@click.option("--format", "alert_format", default="ztf", show_default=True, help="Alert format of the stream.")
+@click.option("--pattern", default="*", show_default=True, help="File names to ingest from --watch (fnmatch).")
+@click.option("--batch-size", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(min=0.01))
+@click.option("--settle", default=1.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("ampel-data"),
+              show_default=True, help="The server's data directory (its lock file is there).")
+def ingest(**options: Any) -> None:
+    """Only the ingestion of `ampel serve`, until SIGTERM or Ctrl-C (`ampel serve` starts one of
+    these; run it alone on another host against PostgreSQL)."""
+    from ampel_serve.app import ServeSettings
+    from ampel_serve.jobs import JobBook
+    from ampel_serve.service import Service
+    from ampel_serve.teams import TeamBook
+
+    settings = ServeSettings(**options)
+    if settings.watch is None and settings.source is None:
+        raise AmpelError("ampel serve ingest needs --watch DIR or --source kafka://...")
+    teams = TeamBook(settings.store)
+    jobs = JobBook(settings.store, settings.data_dir, teams)
+    try:
+        Service(settings, jobs).run_ingest()
+    finally:
+        jobs.close()
+        teams.close()
 
 
 @serve.group()

@@ -24,9 +24,13 @@ back), the T3 task running completes; then the runs are recorded as ended.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import fnmatch
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -59,6 +63,31 @@ def kafka_source(url: str, poll: float, batch_size: int) -> ComponentSpec:
                                                "max_idle": max(5.0, poll), "max_messages": batch_size * 10})
 
 
+def _spawn(arguments: list[str]) -> subprocess.Popen[bytes]:
+    """``ampel ARGUMENTS`` in a process of its own (its output goes where this process's goes)."""
+    return subprocess.Popen([sys.executable, "-m", "ampel_core.cli", *arguments])
+
+
+class _FileLock:
+    """A lock shared by the processes of this host: ``flock`` on ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._thread_lock = threading.Lock()  # flock is per open file: threads take turns here first
+        self._handle: Any = None
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path, "a")  # closed in __exit__
+        fcntl.flock(self._handle, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
+        self._thread_lock.release()
+
+
 def _waiting(name: str) -> bool:
     """A file still being written by the dropper's convention."""
     return name.startswith(".") or name.endswith((".part", ".tmp"))
@@ -77,33 +106,81 @@ class Service:
         self.format = ComponentSpec(name=settings.alert_format)
         self.source = kafka_source(settings.source, settings.poll, settings.batch_size) if settings.source else None
         self._stop = threading.Event()
-        self._ingest_lock = threading.Lock()  # live ingestion and replays take turns
+        self._ingest_lock = _FileLock(settings.data_dir / ".ingest.lock")  # live ingestion and replays take turns
         self._threads: list[threading.Thread] = []
+        self._children: list[subprocess.Popen[bytes]] = []
         self._t3_due = threading.Event()
         self.errors: list[str] = []  # what made a thread pause and try again (also logged)
-        self._activity = 0  # grows with every ingested or T2 batch: T3 runs only when it changed
         self._t3_seen: dict[tuple[str, str, int], int] = {}  # job version -> activity at its last T3
 
     # lifecycle ------------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the ingestion and T2 workers (processes, or threads of this process with
+        ``settings.threads``) and the T3 schedule (a thread)."""
         self._stop.clear()
         targets: list[tuple[str, Any]] = []
-        if self.settings.watch is not None or self.source is not None:
-            targets.append(("ingest", self._ingest_loop))
-        targets += [(f"t2-{n}", self._t2_loop) for n in range(self.settings.t2_workers)]
+        ingests = self.settings.watch is not None or self.source is not None
+        if self.settings.threads:
+            targets += [("ingest", self._ingest_loop)] if ingests else []
+            targets += [(f"t2-{n}", self._t2_loop) for n in range(self.settings.t2_workers)]
+        else:
+            if ingests:
+                self._children.append(_spawn(self._ingest_command()))
+            if self.settings.t2_workers:
+                self._children.append(_spawn(["worker", "t2", "--store", self.settings.store, "--poll",
+                                              str(self.settings.poll), "--concurrency", str(self.settings.t2_workers)]))
         targets.append(("t3", self._t3_loop))
         for name, target in targets:
             thread = threading.Thread(target=self._guarded, args=(name, target), name=f"ampel-serve-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
+    def _ingest_command(self) -> list[str]:
+        settings = self.settings
+        command = ["serve", "ingest", "--store", settings.store, "--format", settings.alert_format, "--pattern",
+                   settings.pattern, "--batch-size", str(settings.batch_size), "--poll", str(settings.poll),
+                   "--settle", str(settings.settle), "--data-dir", str(settings.data_dir)]
+        if settings.watch is not None:
+            command += ["--watch", str(settings.watch)]
+        if settings.source is not None:
+            command += ["--source", settings.source]
+        return command
+
     def stop(self, timeout: float | None = None) -> None:
-        """Finish in-flight work and stop every thread."""
+        """Finish in-flight work and stop every thread and process."""
         self._stop.set()
         self._t3_due.set()
+        for child in self._children:  # each finishes its work in flight, records its run and exits
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in self._children:
+            child.wait(timeout)
+        self._children.clear()
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
+
+    def run_ingest(self) -> None:
+        """Ingest in this thread until SIGTERM or SIGINT (``ampel serve ingest``), or until the
+        process that started this one is gone."""
+        parent = os.getppid()
+
+        def handle(signum: int, frame: Any) -> None:
+            self._stop.set()
+
+        previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+        watchdog = threading.Thread(target=self._watch_parent, args=(parent,), daemon=True)
+        watchdog.start()
+        try:
+            self._guarded("ingest", self._ingest_loop)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _watch_parent(self, parent: int) -> None:
+        while not self._stop.wait(1.0):
+            if os.getppid() != parent:  # orphaned: the server was killed
+                self._stop.set()
 
     def _guarded(self, name: str, target: Any) -> None:
         while not self._stop.is_set():
@@ -166,8 +243,6 @@ class Service:
         part = RunSummary(run=summary.run)
         run_t0(store, self.registry, task, channels, summary.run, part, observer)
         summary.t0_seconds += part.t0_seconds
-        if part.records:
-            self._activity += 1
         return part.records
 
     def _new_files(self) -> list[Path]:
@@ -237,12 +312,8 @@ class Service:
             try:
                 observer = Observer(self.registry, summary)
 
-                def report(tier: int, counts: dict[str, int]) -> None:
-                    self._activity += 1
-                    observer(tier, counts)
-
                 # the runtime counts into its own summary; the run's is the sum of what it reports
-                run_t2(store, self.registry, task, summary.run, RunSummary(run=summary.run), report,
+                run_t2(store, self.registry, task, summary.run, RunSummary(run=summary.run), observer,
                        self._stop.is_set, self.settings.poll)
             finally:
                 store.close()
@@ -263,10 +334,15 @@ class Service:
             for version in self.jobs.active():
                 if self._stop.is_set():
                     return
-                key, activity = (version.team, version.name, version.version), self._activity
+                key, activity = (version.team, version.name, version.version), self._activity()
                 if self._t3_seen.get(key) != activity:  # nothing new since its last T3: nothing to report
                     self.run_t3(version)
                     self._t3_seen[key] = activity
+
+    def _activity(self) -> int:
+        """The newest journal entry of T0-T2: T3 runs only when something was ingested or computed."""
+        rows = self.jobs.db.execute("SELECT MAX(id) FROM journal WHERE tier < 3")
+        return int(rows[0][0] or 0)
 
     def run_t3(self, version: JobVersion) -> dict[str, int]:
         """Run the T3 tasks of job ``version`` as one recorded run; their counts added up."""
