@@ -190,3 +190,49 @@ def test_startup_errors_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "job.yml").write_text("name: x\n")
     done = ampel("submit", str(tmp_path / "job.yml"), "--to", "http://127.0.0.1:1", "--token", "t", check=False)
     assert done.returncode == 2 and done.stderr.startswith("error: cannot reach http://127.0.0.1:1/jobs")
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The processes whose parent is ``pid``: their command lines (Linux /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == pid:
+                found[int(entry.name)] = command
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_killed_child_is_started_again_and_an_orphan_stops(server: Any, store_url: str, job_file: Path,
+                                                             alerts: Path) -> None:
+    import os
+    import signal
+
+    token = _team(store_url)
+    live = server("--pattern", "*.avro")
+    ampel("submit", str(job_file), "--to", live.url, "--token", token)
+    children = _children(live.process.pid)
+    ingest = next(pid for pid, command in children.items() if "serve ingest" in command)
+    assert sum("serve t2" in command for command in children.values()) == 1
+    os.kill(ingest, signal.SIGKILL)
+    wait_for(lambda: any("serve ingest" in c and p != ingest for p, c in _children(live.process.pid).items()),
+             30, "the ingestion to be started again")
+    files = drop_alerts(alerts, live.watch)
+    wait_for(lambda: _idle(store_url, files), what="ingestion by the new process")
+    children = _children(live.process.pid)
+    live.process.kill()  # SIGKILL: no graceful stop; the ingest process notices it is orphaned
+    live.process.wait()
+    wait_for(lambda: not any(_alive(pid) for pid in children), 30, "the orphaned ingestion and T2 worker to stop")
+    assert "running" not in _ended(store_url)  # they recorded the end of their runs

@@ -94,7 +94,8 @@ def _check_port(host: str, port: int) -> None:
 @click.option("--settle", default=1.0, show_default=True, type=click.FloatRange(min=0))
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("ampel-data"),
               show_default=True, help="The server's data directory (its lock file is there).")
-def ingest(**options: Any) -> None:
+@click.option("--parent", type=int, default=None, hidden=True, help="Stop when this process (ampel serve) is gone.")
+def ingest(parent: int | None, **options: Any) -> None:
     """Only the ingestion of `ampel serve`, until SIGTERM or Ctrl-C (`ampel serve` starts one of
     these; run it alone on another host against PostgreSQL)."""
     from ampel_serve.app import ServeSettings
@@ -108,7 +109,30 @@ def ingest(**options: Any) -> None:
     teams = TeamBook(settings.store)
     jobs = JobBook(settings.store, settings.data_dir, teams)
     try:
-        Service(settings, jobs).run_ingest()
+        Service(settings, jobs).run_ingest(parent)
+    finally:
+        jobs.close()
+        teams.close()
+
+
+@serve.command("t2")
+@_STORE
+@click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
+              help="Seconds between looks for new tickets.")
+@click.option("--parent", type=int, default=None, hidden=True, help="Stop when this process (ampel serve) is gone.")
+def t2(store: str, poll: float, parent: int | None) -> None:
+    """One T2 worker of `ampel serve`, until SIGTERM or Ctrl-C (like `ampel worker t2`; `ampel
+    serve` starts --t2-workers of these)."""
+    from ampel_serve.app import ServeSettings
+    from ampel_serve.jobs import JobBook
+    from ampel_serve.service import Service
+    from ampel_serve.teams import TeamBook
+
+    settings = ServeSettings(store=store, poll=poll)
+    teams = TeamBook(settings.store)
+    jobs = JobBook(settings.store, settings.data_dir, teams)
+    try:
+        Service(settings, jobs).run_t2_worker(parent)
     finally:
         jobs.close()
         teams.close()

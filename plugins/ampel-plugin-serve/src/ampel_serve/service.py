@@ -108,6 +108,7 @@ class Service:
         self._stop = threading.Event()
         self._ingest_lock = _FileLock(settings.data_dir / ".ingest.lock")  # live ingestion and replays take turns
         self._threads: list[threading.Thread] = []
+        self._commands: list[list[str]] = []  # of the child processes
         self._children: list[subprocess.Popen[bytes]] = []
         self._t3_due = threading.Event()
         self.errors: list[str] = []  # what made a thread pause and try again (also logged)
@@ -125,10 +126,11 @@ class Service:
             targets += [(f"t2-{n}", self._t2_loop) for n in range(self.settings.t2_workers)]
         else:
             if ingests:
-                self._children.append(_spawn(self._ingest_command()))
-            if self.settings.t2_workers:
-                self._children.append(_spawn(["worker", "t2", "--store", self.settings.store, "--poll",
-                                              str(self.settings.poll), "--concurrency", str(self.settings.t2_workers)]))
+                self._commands.append(self._ingest_command())
+            self._commands += [["serve", "t2", "--store", self.settings.store, "--poll", str(self.settings.poll),
+                                "--parent", str(os.getpid())]] * self.settings.t2_workers
+            self._children = [_spawn(command) for command in self._commands]
+            targets.append(("supervisor", self._supervise))
         targets.append(("t3", self._t3_loop))
         for name, target in targets:
             thread = threading.Thread(target=self._guarded, args=(name, target), name=f"ampel-serve-{name}", daemon=True)
@@ -139,17 +141,30 @@ class Service:
         settings = self.settings
         command = ["serve", "ingest", "--store", settings.store, "--format", settings.alert_format, "--pattern",
                    settings.pattern, "--batch-size", str(settings.batch_size), "--poll", str(settings.poll),
-                   "--settle", str(settings.settle), "--data-dir", str(settings.data_dir)]
+                   "--settle", str(settings.settle), "--data-dir", str(settings.data_dir), "--parent", str(os.getpid())]
         if settings.watch is not None:
             command += ["--watch", str(settings.watch)]
         if settings.source is not None:
             command += ["--source", settings.source]
         return command
 
+    def _supervise(self) -> None:
+        """Start again a child process that ended while the server runs (it crashed or was killed)."""
+        while not self._stop.wait(self.settings.poll):
+            for index, child in enumerate(self._children):
+                if child.poll() is not None and not self._stop.is_set():
+                    message = f"`ampel {' '.join(self._commands[index][:2])}` ended with status {child.returncode}"
+                    self.errors.append(message)
+                    _log.error("ampel serve: %s; starting it again", message)
+                    self._children[index] = _spawn(self._commands[index])
+
     def stop(self, timeout: float | None = None) -> None:
         """Finish in-flight work and stop every thread and process."""
         self._stop.set()
         self._t3_due.set()
+        for thread in self._threads:  # the supervisor first: it must not start a stopping child again
+            if thread.name == "ampel-serve-supervisor":
+                thread.join(timeout)
         for child in self._children:  # each finishes its work in flight, records its run and exits
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -160,19 +175,26 @@ class Service:
             thread.join(timeout)
         self._threads.clear()
 
-    def run_ingest(self) -> None:
-        """Ingest in this thread until SIGTERM or SIGINT (``ampel serve ingest``), or until the
-        process that started this one is gone."""
-        parent = os.getppid()
+    def run_ingest(self, parent: int | None = None) -> None:
+        """Ingest in this thread until SIGTERM or SIGINT (``ampel serve ingest``), or, given the
+        ``parent`` process that started this one (``ampel serve``), until that one is gone."""
+        self._run_here("ingest", self._ingest_loop, parent)
+
+    def run_t2_worker(self, parent: int | None = None) -> None:
+        """Run T2 tickets in this thread until SIGTERM or SIGINT (``ampel serve t2``), or until
+        the ``parent`` process is gone."""
+        self._run_here("t2", self._t2_loop, parent)
+
+    def _run_here(self, name: str, target: Any, parent: int | None) -> None:
 
         def handle(signum: int, frame: Any) -> None:
             self._stop.set()
 
         previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
-        watchdog = threading.Thread(target=self._watch_parent, args=(parent,), daemon=True)
-        watchdog.start()
+        if parent is not None:
+            threading.Thread(target=self._watch_parent, args=(parent,), daemon=True).start()
         try:
-            self._guarded("ingest", self._ingest_loop)
+            self._guarded(name, target)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
