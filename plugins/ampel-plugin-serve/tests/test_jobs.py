@@ -124,6 +124,9 @@ def test_teams_are_kept_apart(client: TestClient, tokens: Any, job_file: Path) -
     (lambda d: d["tasks"][2]["react"][0]["config"].update(output="~/x.csv"), 422, "not a path inside"),
     (lambda d: d["tasks"][2]["react"][0]["config"].update(output="file:///etc/passwd"), 422, "only http(s) URLs"),
     (lambda d: d.update(tasks="nothing"), 422, "tasks"),
+    (lambda d: d.update(name="../etc"), 422, "job name '../etc'"),
+    (lambda d: (d["channels"][0].update(name="A B"), d["tasks"][2]["select"].update(channel="A B")), 422,
+     "channel name 'A B'"),
 ])
 def test_invalid_uploads_are_refused_with_the_reason(client: TestClient, tokens: Any, job_file: Path, change: Any,
                                                      status: int, message: str) -> None:

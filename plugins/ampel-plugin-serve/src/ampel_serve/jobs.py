@@ -139,7 +139,14 @@ def confine_paths(value: Any, data_dir: Path, where: str = "job", key: str = "")
     return str(resolved)
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+
+
 def _check_rights(job: Job, team: Team) -> None:
+    for kind, name in [("job", job.name)] + [("channel", c.name) for c in job.channels]:
+        if not _NAME.fullmatch(name):  # they appear in URLs and file names
+            raise JobRefused(f"{kind} name {name!r}: use letters, digits and _.:- (at most 128, starting with a "
+                             "letter or digit)")
     for channel in job.channels:
         if not channel.access:
             raise JobRefused(f"channel '{channel.name}': give its access (datapoint tags it may see), a subset of "
