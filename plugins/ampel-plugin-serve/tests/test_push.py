@@ -211,6 +211,15 @@ def test_unreachable_webhook_fails_the_report(store_url: str, registry: Registry
     assert '"attempts": 2' in report["message"] and "Connection refused" in report["message"]
 
 
+def test_push_error_carries_the_report(store_url: str) -> None:
+    view = next(iter(selected(store_url).values()))
+    publisher = build_unit(WebhookPublisher, {"url": f"http://127.0.0.1:{closed_port()}/hook", "retries": 0})
+    assert isinstance(publisher, WebhookPublisher)
+    with pytest.raises(PushError, match="1 of 1 webhook messages") as raised:
+        publisher.process([view])
+    assert raised.value.report["failed"] == 1 and raised.value.report["messages"][0]["stocks"][0]["id"] == view.id
+
+
 def test_allowed_hosts_and_secret_names(store_url: str, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ALLOWED_HOSTS_ENV, "hooks.slack.com")
     with http_server() as server:

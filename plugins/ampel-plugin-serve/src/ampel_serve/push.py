@@ -132,7 +132,7 @@ def post(url: str, data: bytes, headers: Mapping[str, str], *, timeout: float, r
         request = urllib.request.Request(url, data=data, headers=dict(headers), method="POST")
         retry_after: float | None = None
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (scheme checked)
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return Delivery(True, response.status, attempt, body=response.read())
         except urllib.error.HTTPError as error:
             body = error.read()
@@ -259,7 +259,7 @@ class WebhookPublisher(PushUnit):
 
 def _show(value: Any) -> str:
     if value is None:
-        return "–"
+        return "-"
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
@@ -442,7 +442,7 @@ class TNSReporter(PushUnit):
         assert self.url is not None
         _check_url(self.url)
         api_key = read_secret(self.api_key_env)
-        marker = 'tns_marker{"tns_id": %d, "type": "bot", "name": "%s"}' % (self.bot_id, self.bot_name)
+        marker = "tns_marker" + json.dumps({"tns_id": self.bot_id, "type": "bot", "name": self.bot_name})
         headers = {"User-Agent": marker, "Content-Type": "application/x-www-form-urlencoded"}
         requests: list[JSON] = []
         down: Delivery | None = None
@@ -493,7 +493,7 @@ class KafkaPublisher(PushUnit):
     selection's channel, so a topic per channel), keyed by the stock's name: the stock id, name,
     channel, state id, tags, datapoint ids, position and its latest results. Delivery is
     idempotent (librdkafka retries ``retries`` times with the unit's backoff); a message not
-    acknowledged by the broker within ``timeout`` × (retries + 1) seconds is reported undelivered.
+    acknowledged by the broker within ``timeout * (retries + 1)`` seconds is reported undelivered.
     """
 
     bootstrap: str | None = Field(None, description="Kafka bootstrap servers, 'host:port,...'.")
