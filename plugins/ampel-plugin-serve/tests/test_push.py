@@ -388,3 +388,11 @@ def test_position_of_sn2021rhu(store_url: str) -> None:
 
 def test_mjd_to_utc() -> None:
     assert mjd_to_utc(51544.5) == "2000-01-01 12:00:00.000"
+
+
+def test_the_plugin_registers_the_units() -> None:
+    from ampel_core.registry import get_registry
+
+    units = get_registry().units
+    assert {units[name].distribution for name in ("WebhookPublisher", "TNSReporter", "KafkaPublisher")} == {
+        "ampel-plugin-serve"}
