@@ -347,7 +347,7 @@ def at_report(view: StockView, filters: Mapping[str, TNSFilter], *, reporting_gr
                 "flux_error": f"{dp.mag_err:.3f}" if dp.mag_err is not None else "",
                 "limiting_flux": f"{limit:.3f}" if isinstance(limit, (int, float)) else "", "flux_unitid": "1",
                 "filterid": str(filters[dp.band].filterid), "instrumentid": str(filters[dp.band].instrumentid),
-                "exptime": str(dp.extra.get("exptime", "")), "observer": "Robot", "comments": ""}
+                "exptime": _text(dp.extra.get("exptime")), "observer": "Robot", "comments": ""}
 
     band = filters[last_limit.band]
     report: JSON = {
@@ -468,6 +468,10 @@ class TNSReporter(PushUnit):
                 down = delivery
             requests.append(record)
         return requests
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def _tns_reply(body: bytes) -> JSON:
