@@ -204,6 +204,15 @@ def test_webhook_final_4xx_is_not_retried_and_others_still_go(store_url: str, re
     assert "invalid_payload" in kept["messages"][0]["error"] and kept["messages"][0]["attempts"] == 1
 
 
+def test_redirects_are_not_followed(store_url: str, registry: Registry) -> None:
+    with http_server((302, b"", {"Location": "http://127.0.0.1:9/elsewhere"})) as server:
+        summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "WebhookPublisher", "config": {
+            "url": f"{server.url}/hook", "stocks_per_message": 45, **FAST}})
+    kept = json.loads(report["message"].partition("; report: ")[2])
+    assert summary.reports_failed == 1 and len(server.received) == len(kept["messages"])
+    assert all(m["status"] == 302 and m["attempts"] == 1 for m in kept["messages"])
+
+
 def test_unreachable_webhook_fails_the_report(store_url: str, registry: Registry) -> None:
     summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "WebhookPublisher", "config": {
         "url": f"http://127.0.0.1:{closed_port()}/hook", "retries": 1, **FAST}})
@@ -227,6 +236,8 @@ def test_allowed_hosts_and_secret_names(store_url: str, registry: Registry, monk
             "url": f"{server.url}/hook", **FAST}})
     assert summary.reports_failed == 1 and server.received == []
     assert f"not in {ALLOWED_HOSTS_ENV}" in report["message"]
+    kept = json.loads(report["message"].partition("; report: ")[2])
+    assert sorted(s["id"] for s in kept["undelivered"]) == sorted(selected(store_url)) and kept["sent"] == 0
     monkeypatch.delenv("AMPEL_PUSH_UNSET", raising=False)
     summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "WebhookPublisher", "config": {
         "url_env": "AMPEL_PUSH_UNSET"}})

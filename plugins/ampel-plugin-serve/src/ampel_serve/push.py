@@ -36,7 +36,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -67,6 +68,29 @@ class PushError(AmpelError):
     def __init__(self, summary: str, report: JSON) -> None:
         self.report = report
         super().__init__(f"{summary}; report: {json.dumps(report, sort_keys=True, default=str)}")
+
+
+@contextmanager
+def _before_sending(views: Sequence[StockView]) -> Iterator[None]:
+    """Turn an error before anything was sent (a missing secret, a host not allowed, a bad
+    producer setting) into a `PushError` that lists every stock as undelivered."""
+    try:
+        yield
+    except PushError:
+        raise
+    except Exception as error:
+        report = {"sent": 0, "failed": len(views), "undelivered": [_stock_record(v) for v in views]}
+        raise PushError(f"nothing sent: {type(error).__name__}: {error}", report) from error
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a new target: following it could lead past the allowed hosts."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def read_secret(name: str) -> str:
@@ -132,7 +156,7 @@ def post(url: str, data: bytes, headers: Mapping[str, str], *, timeout: float, r
         request = urllib.request.Request(url, data=data, headers=dict(headers), method="POST")
         retry_after: float | None = None
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with _OPENER.open(request, timeout=timeout) as response:
                 return Delivery(True, response.status, attempt, body=response.read())
         except urllib.error.HTTPError as error:
             body = error.read()
@@ -229,8 +253,9 @@ class WebhookPublisher(PushUnit):
         return " · ".join([f"*{name}*", *values])
 
     def process(self, views: Sequence[StockView]) -> JSON:
-        url = self.url if self.url is not None else read_secret(self.url_env or "")
-        _check_url(url)
+        with _before_sending(views):
+            url = self.url if self.url is not None else read_secret(self.url_env or "")
+            _check_url(url)
         batches = [list(views[i:i + self.stocks_per_message]) for i in range(0, len(views), self.stocks_per_message)]
         if not batches and self.send_empty:
             batches = [[]]
@@ -430,7 +455,10 @@ class TNSReporter(PushUnit):
             result["output"] = self.output
         if self.url is not None and reports:
             result["target"] = _target(self.url)
-            result["requests"] = self._send(reports, provenance)
+            with _before_sending(views):
+                _check_url(self.url)
+                api_key = read_secret(self.api_key_env)
+            result["requests"] = self._send(reports, provenance, api_key)
             failed = [r for r in result["requests"] if not r["delivered"]]
             if failed:
                 stocks = sum(len(r["stocks"]) for r in failed)
@@ -438,10 +466,8 @@ class TNSReporter(PushUnit):
                                 f"not accepted by {result['target']}: {failed[0]['error']}", result)
         return result
 
-    def _send(self, reports: list[JSON], provenance: list[JSON]) -> list[JSON]:
+    def _send(self, reports: list[JSON], provenance: list[JSON], api_key: str) -> list[JSON]:
         assert self.url is not None
-        _check_url(self.url)
-        api_key = read_secret(self.api_key_env)
         marker = "tns_marker" + json.dumps({"tns_id": self.bot_id, "type": "bot", "name": self.bot_name})
         headers = {"User-Agent": marker, "Content-Type": "application/x-www-form-urlencoded"}
         requests: list[JSON] = []
@@ -534,18 +560,19 @@ class KafkaPublisher(PushUnit):
     def process(self, views: Sequence[StockView]) -> JSON:
         from ampel_core.errors import optional_import
 
-        kafka = optional_import("confluent_kafka", "kafka")
-        bootstrap = self.bootstrap if self.bootstrap is not None else read_secret(self.bootstrap_env or "")
-        for server in bootstrap.split(","):
-            host, _, port = server.strip().rpartition(":")
-            _check_host(host.strip("[]"), int(port) if port.isdigit() else None)
-        topic = self.topic_of(next((v.channel for v in views if v.channel), None))
         budget_ms = int(1000 * self.timeout * (self.retries + 1))
-        producer = kafka.Producer({
-            "bootstrap.servers": bootstrap, "enable.idempotence": self.retries > 0, "acks": "all",
-            "retries": self.retries, "retry.backoff.ms": max(1, int(1000 * self.backoff)),
-            "retry.backoff.max.ms": max(1, int(1000 * self.max_backoff)), "message.timeout.ms": budget_ms,
-            "socket.timeout.ms": max(10, int(1000 * self.timeout)), **self.producer})
+        with _before_sending(views):
+            kafka = optional_import("confluent_kafka", "kafka")
+            bootstrap = self.bootstrap if self.bootstrap is not None else read_secret(self.bootstrap_env or "")
+            for server in bootstrap.split(","):
+                host, _, port = server.strip().rpartition(":")
+                _check_host(host.strip("[]"), int(port) if port.isdigit() else None)
+            topic = self.topic_of(next((v.channel for v in views if v.channel), None))
+            producer = kafka.Producer({
+                "bootstrap.servers": bootstrap, "enable.idempotence": self.retries > 0, "acks": "all",
+                "retries": self.retries, "retry.backoff.ms": max(1, int(1000 * self.backoff)),
+                "retry.backoff.max.ms": max(1, int(1000 * self.max_backoff)), "message.timeout.ms": budget_ms,
+                "socket.timeout.ms": max(10, int(1000 * self.timeout)), **self.producer})
         outcome: dict[int, str | None] = {}
 
         def delivered(stock: int) -> Callable[[Any, Any], None]:
