@@ -6,21 +6,27 @@ from $AMPEL_TEST_KAFKA; without one, only the undeliverable case, against a clos
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import socket
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ampel_core.drivers import run_job
 from ampel_core.jobs import load_job
+from ampel_core.models import DataPoint
 from ampel_core.registry import Registry
 from ampel_core.runtime.t3 import stock_view
 from ampel_core.store import open_store
@@ -407,3 +413,43 @@ def test_the_plugin_registers_the_units() -> None:
     units = get_registry().units
     assert {units[name].distribution for name in ("WebhookPublisher", "TNSReporter", "KafkaPublisher")} == {
         "ampel-plugin-serve"}
+
+
+# Properties ----------------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=30))
+def test_secret_names_are_validated(name: str) -> None:
+    valid = re.fullmatch(r"AMPEL_PUSH_[A-Z0-9_]+", name) is not None
+    try:
+        build_unit(WebhookPublisher, {"url_env": name})
+    except UnitConfigError as error:
+        assert not valid and "url_env" in str(error)
+    else:
+        assert valid
+
+
+@settings(max_examples=200, deadline=None)
+@given(ra=st.floats(0, 360, exclude_max=True), dec=st.floats(-85, 85),
+       offsets=st.lists(st.tuples(st.floats(-1, 1), st.floats(-1, 1)), min_size=1, max_size=20))
+def test_position_is_the_mean_also_across_ra_zero(ra: float, dec: float, offsets: list[tuple[float, float]]) -> None:
+    """Detections within 1 arcsec of (ra, dec): the position is within 1.5 arcsec of it, wherever
+    it is (RA 0/360 included), and the error is below 2 arcsec."""
+    cos_dec = math.cos(math.radians(dec))
+    points = [DataPoint(id=n, stock=1, time=60000.0 + n, band="ztfg", flux=100.0, flux_err=1.0, mag=20.0,
+                        extra={"ra": (ra + dx / 3600 / cos_dec) % 360, "dec": dec + dy / 3600})
+              for n, (dx, dy) in enumerate(offsets)]
+    position = stock_position(points)
+    assert position is not None
+    found_ra, found_dec, error, used = position
+    separation = math.hypot(((found_ra - ra + 180) % 360 - 180) * cos_dec, found_dec - dec) * 3600
+    assert separation < 1.5 and error < 2 and used == list(range(len(offsets)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(40000, 80000))
+def test_mjd_to_utc_round_trips(mjd: float) -> None:
+    text = mjd_to_utc(mjd)
+    parsed = datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+    assert abs((parsed - datetime(1858, 11, 17, tzinfo=UTC)).total_seconds() / 86400 - mjd) * 86400 < 5e-4 + 1e-6

@@ -313,8 +313,9 @@ _MJD_EPOCH = datetime(1858, 11, 17, tzinfo=UTC)
 
 
 def mjd_to_utc(mjd: float) -> str:
-    """A Modified Julian Date as TNS wants a date: 'YYYY-MM-DD HH:MM:SS.sss' (UTC)."""
-    return (_MJD_EPOCH + timedelta(days=mjd)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    """A Modified Julian Date as TNS wants a date: 'YYYY-MM-DD HH:MM:SS.sss' (UTC, to the nearest
+    millisecond)."""
+    return (_MJD_EPOCH + timedelta(milliseconds=round(mjd * 86_400_000))).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def stock_position(datapoints: Sequence[DataPoint]) -> tuple[float, float, float, list[int]] | None:
