@@ -165,6 +165,7 @@ def test_webhook_posts_every_stock_once_with_its_provenance(store_url: str, regi
     assert all(s["state"] == views[s["id"]].latest_state and s["name"] == views[s["id"]].name for s in sent)
     assert all(m["status"] == 200 and m["attempts"] == 1 and m["delivered"] for m in report["messages"])
     bodies = [json.loads(r.body) for r in server.received]
+    assert [m["text"] for m in report["messages"]] == [b["text"] for b in bodies]  # what was sent
     assert all(r.headers["Content-Type"] == "application/json" for r in server.received)
     rhu = next(v for v in views.values() if v.name == SN2021RHU)
     [line] = [b["text"]["text"] for body in bodies for b in body["blocks"] if SN2021RHU in b["text"]["text"]]
@@ -283,14 +284,18 @@ def check_at_report(report: dict[str, Any], origin: dict[str, Any], view: Any) -
 
 def test_tns_bulk_report_file(store_url: str, registry: Registry, tmp_path: Path) -> None:
     views = selected(store_url)
-    output = tmp_path / "tns" / "bulk.json"
     summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "TNSReporter", "config": {
-        "output": str(output), **TNS}})
+        "output": str(tmp_path / "tns" / "at_{utc}.json"), **TNS}})
     assert summary.reports == 1 and summary.reports_failed == 0
+    [output] = (tmp_path / "tns").iterdir()
+    assert report["output"] == str(output) and re.fullmatch(r"at_\d{8}T\d{6}Z\.json", output.name)
     bulk = json.loads(output.read_text())["at_report"]
+    assert [r["at_report"] for r in report["reports"]] == [bulk[str(i)] for i in range(len(bulk))]  # what was sent
     assert len(bulk) == len(report["reports"]) >= 1
     assert len(report["reports"]) + len(report["skipped"]) == len(views)  # every stock accounted for
     assert all(s["reason"] for s in report["skipped"])
+    with pytest.raises(UnitConfigError, match="utc"):
+        build_unit(TNSReporter, {"output": "tns/{run}.json", **TNS})
     for number, origin in enumerate(report["reports"]):
         assert origin["state"] == views[origin["id"]].latest_state
         check_at_report(bulk[str(number)], origin, views[origin["id"]])

@@ -216,8 +216,8 @@ def _mrkdwn(text: str) -> str:
 class WebhookPublisher(PushUnit):
     """Post the selected stocks to a Slack-compatible incoming webhook: one message per
     ``stocks_per_message`` stocks, each a line with the stock's name (a link when ``link`` is set)
-    and its ``columns``. The report lists every message with its stocks (id, name, state id), the
-    HTTP status and the attempts it took."""
+    and its ``columns``. The report lists every message with its stocks (id, name, state id), its
+    text, the HTTP status and the attempts it took."""
 
     url: str | None = Field(None, description="The webhook URL (prefer url_env: a webhook URL is a secret).")
     url_env: str | None = Field(None, description="Environment variable (AMPEL_PUSH_...) holding the webhook URL.")
@@ -262,10 +262,10 @@ class WebhookPublisher(PushUnit):
         report: JSON = {"target": _target(url), "messages": [], "sent": 0, "failed": 0}
         down: Delivery | None = None
         for part, batch in enumerate(batches, 1):
-            record: JSON = {"stocks": [_stock_record(v) for v in batch]}
+            message = self.message(batch, part, len(batches))
+            record: JSON = {"stocks": [_stock_record(v) for v in batch], "text": message["text"]}
             if down is None:
-                delivery = self._post(url, json.dumps(self.message(batch, part, len(batches))).encode(),
-                                      {"Content-Type": "application/json"})
+                delivery = self._post(url, json.dumps(message).encode(), {"Content-Type": "application/json"})
                 record.update(delivery.record())
                 if not delivery.ok and delivery.retryable:
                     down = delivery
@@ -397,12 +397,14 @@ class TNSReporter(PushUnit):
     TNS 2.0 field names; see `at_report`), written to ``output`` and/or posted to ``url`` (the TNS
     bulk-report endpoint, e.g. https://sandbox.wis-tns.org/api/set/bulk-report) as the form fields
     ``api_key`` (from ``api_key_env``) and ``data``, with the bot's ``tns_marker`` as User-Agent, at
-    most ``reports_per_request`` reports per request. The report lists every AT report with its
-    provenance (stock, state, the datapoint ids of discovery, last non-detection, photometry and
-    position), the stocks skipped with the reason, and each request's status and TNS report id.
+    most ``reports_per_request`` reports per request. The report lists every AT report as sent,
+    with its provenance (stock, state, the datapoint ids of discovery, last non-detection,
+    photometry and position), the stocks skipped with the reason, the file written, and each
+    request's status and TNS report id.
     """
 
-    output: str | None = Field(None, description="JSON file to write the bulk report to (none: no file).")
+    output: str | None = Field(None, description="JSON file to write the bulk report to (none: no file); {utc} "
+                                                 "becomes the time of writing, e.g. tns/at_{utc}.json.")
     url: str | None = Field(None, description="TNS bulk-report endpoint to post to (none: do not post).")
     api_key_env: str = Field("AMPEL_PUSH_TNS_API_KEY", description="Environment variable holding the bot's API key.")
     bot_id: int | None = Field(None, description="The TNS bot's id (for the tns_marker User-Agent).")
@@ -422,6 +424,10 @@ class TNSReporter(PushUnit):
     def _somewhere(self) -> TNSReporter:
         if self.output is None and self.url is None:
             raise ValueError("give output (a file), url (the TNS endpoint) or both")
+        try:
+            (self.output or "").format(utc="")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("output may contain {utc} and no other {...} field") from None
         if self.url is not None:
             _url_or_env(self.url, None, "url")
             if self.bot_id is None or not self.bot_name:
@@ -448,12 +454,14 @@ class TNSReporter(PushUnit):
 
     def process(self, views: Sequence[StockView]) -> JSON:
         reports, provenance, skipped = self.reports(views)
-        result: JSON = {"reports": provenance, "skipped": skipped}
+        result: JSON = {"reports": [{**origin, "at_report": report} for origin, report in zip(provenance, reports,
+                                                                                               strict=True)],
+                        "skipped": skipped}
         if self.output is not None:
-            path = Path(self.output)
+            path = Path(self.output.format(utc=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"at_report": {str(i): r for i, r in enumerate(reports)}}, indent=2) + "\n")
-            result["output"] = self.output
+            result["output"] = str(path)
         if self.url is not None and reports:
             result["target"] = _target(self.url)
             with _before_sending(views):
