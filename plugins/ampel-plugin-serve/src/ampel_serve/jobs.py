@@ -27,16 +27,17 @@ from typing import Any
 import orjson
 from ampel_core.errors import AmpelError
 from ampel_core.jobs import Job, T3Task, load_job
+from ampel_core.models import Trace
 from ampel_core.provenance import digest
 from ampel_core.registry import Registry, get_registry
 from ampel_core.runtime import Channel, configure
 from ampel_core.store import open_store
 from ampel_core.units import ReactUnit
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from ampel_serve._db import ServeDB
-from ampel_serve.auth import Team, current_team
+from ampel_serve.auth import CurrentTeam, Team
 from ampel_serve.teams import TeamBook
 
 __all__ = ["MAX_NODES", "JobBook", "JobRefused", "JobVersion", "load_upload", "router"]
@@ -141,8 +142,8 @@ def _check_rights(job: Job, team: Team) -> None:
             raise JobRefused("a T3 task on the server must select one of the job's channels (select.channel)")
 
 
-def prepare(document: dict[str, Any], team: Team, data_dir: Path, registry: Registry) -> tuple[Job, list[str]]:
-    """Validate an uploaded document for ``team``: the job and the trace ids of its units.
+def prepare(document: dict[str, Any], team: Team, data_dir: Path, registry: Registry) -> tuple[Job, list[Trace]]:
+    """Validate an uploaded document for ``team``: the job and the traces of its units.
     Units are configured (so their config is checked against their schema) but nothing runs."""
     document = {key: value for key, value in document.items() if key != "store"}
     try:
@@ -154,20 +155,20 @@ def prepare(document: dict[str, Any], team: Team, data_dir: Path, registry: Regi
     tasks = [confine_paths(t.model_dump(mode="json"), data_dir, f"tasks[{i}]") if isinstance(t, T3Task)
              else t.model_dump(mode="json") for i, t in enumerate(job.tasks)]
     job = Job.model_validate({**job.model_dump(mode="json"), "channels": channels, "tasks": tasks})
-    traces: list[str] = []
+    traces: list[Trace] = []
     try:
         for config in job.channels:
-            traces.extend(trace.id for trace in Channel.build(registry, config).traces())
+            traces.extend(Channel.build(registry, config).traces())
         for task in job.tasks:
             if isinstance(task, T3Task):
                 for spec in task.react:
                     configured = configure(registry, spec)
                     if not isinstance(configured.unit, ReactUnit):
                         raise AmpelError(f"T3 react unit '{spec.unit}' is not a ReactUnit (T3) unit")
-                    traces.append(configured.trace.id)
+                    traces.append(configured.trace)
     except (AmpelError, ValueError) as error:
         raise JobRefused(str(error)) from None
-    return job, list(dict.fromkeys(traces))
+    return job, list({trace.id: trace for trace in traces}.values())
 
 
 class JobBook:
@@ -209,16 +210,15 @@ class JobBook:
             cursor.execute("INSERT INTO serve_jobs (team, name, version, digest, document, channels, traces, status, "
                            "created, changed) VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
                            (team.name, job.name, version, job_digest, orjson.dumps(document).decode(),
-                            orjson.dumps(names).decode(), orjson.dumps(traces).decode(), now, now))
+                            orjson.dumps(names).decode(), orjson.dumps([t.id for t in traces]).decode(), now, now))
             self._changed(cursor)
             found = self._version(cursor, team.name, job.name, version)
-        self._record_traces(registry, job)
+        self._record_traces(traces)
         self.teams.forget_cached()
         return found, True
 
-    def _record_traces(self, registry: Registry, job: Job) -> None:
+    def _record_traces(self, traces: list[Trace]) -> None:
         """Put the units' traces into the store now, so provenance resolves them before the first run."""
-        traces = [t for config in job.channels for t in Channel.build(registry, config).traces()]
         store = open_store(self.url)
         try:
             store.add_traces(traces)
@@ -302,7 +302,7 @@ def _refused(error: AmpelError, status: int = 422) -> HTTPException:
 
 
 @router.post("", status_code=201, summary="Upload a job (YAML), validate it and activate it")
-async def upload_job(request: Request, team: Team = Depends(current_team)) -> JSONResponse:
+async def upload_job(request: Request, team: CurrentTeam) -> JSONResponse:
     limit: int = request.app.state.settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -322,12 +322,12 @@ async def upload_job(request: Request, team: Team = Depends(current_team)) -> JS
 
 
 @router.get("", summary="The team's jobs, every version")
-def list_jobs(request: Request, team: Team = Depends(current_team)) -> list[dict[str, Any]]:
+def list_jobs(request: Request, team: CurrentTeam) -> list[dict[str, Any]]:
     return [v.as_dict() for v in _book(request).versions(team.name)]
 
 
 @router.get("/{name}", summary="One job: its current version with the job document")
-def show_job(name: str, request: Request, team: Team = Depends(current_team)) -> dict[str, Any]:
+def show_job(name: str, request: Request, team: CurrentTeam) -> dict[str, Any]:
     versions = _book(request).versions(team.name, name)
     if not versions:
         raise HTTPException(404, f"no job {name!r}")
@@ -343,22 +343,22 @@ def _status(name: str, request: Request, team: Team, status: str) -> dict[str, A
 
 
 @router.post("/{name}/pause", summary="Pause a job: its channels stop taking alerts")
-def pause_job(name: str, request: Request, team: Team = Depends(current_team)) -> dict[str, Any]:
+def pause_job(name: str, request: Request, team: CurrentTeam) -> dict[str, Any]:
     return _status(name, request, team, "paused")
 
 
 @router.post("/{name}/resume", summary="Resume a paused job")
-def resume_job(name: str, request: Request, team: Team = Depends(current_team)) -> dict[str, Any]:
+def resume_job(name: str, request: Request, team: CurrentTeam) -> dict[str, Any]:
     return _status(name, request, team, "active")
 
 
 @router.delete("/{name}", summary="Remove a job (its results stay in the store)")
-def remove_job(name: str, request: Request, team: Team = Depends(current_team)) -> dict[str, Any]:
+def remove_job(name: str, request: Request, team: CurrentTeam) -> dict[str, Any]:
     return _status(name, request, team, "removed")
 
 
 @router.post("/{name}/replay", summary="Run the job's channels over the alerts the store already holds")
-def replay_job(name: str, request: Request, team: Team = Depends(current_team)) -> dict[str, Any]:
+def replay_job(name: str, request: Request, team: CurrentTeam) -> dict[str, Any]:
     service = request.app.state.service
     book = _book(request)
     try:

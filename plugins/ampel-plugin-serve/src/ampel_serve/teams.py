@@ -149,7 +149,7 @@ class TeamBook:
         with self._lock:
             cached = self._cache.get(hashed)
         if cached is not None and cached[0] > now:
-            until, token_id, limit, team, expires = cached
+            _, token_id, limit, team, expires = cached
             if expires is not None and expires <= now:
                 raise TokenRefused("the token has expired")
             return token_id, limit, team
