@@ -49,7 +49,7 @@ FAST = {"backoff": 0.01, "max_backoff": 0.05, "timeout": 5}
 
 
 @pytest.fixture(scope="module")
-def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def ztf_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """62 real ZTF alerts through T0 (every public alert accepted) and T2 light-curve summaries."""
     pytest.importorskip("ampel_ztf")
     url = f"sqlite:///{tmp_path_factory.mktemp('push') / 'store.db'}"
@@ -65,13 +65,13 @@ def registry(register_units: Callable[..., Registry]) -> Registry:
     return register_units(WebhookPublisher, TNSReporter, KafkaPublisher)
 
 
-def run_t3(store_url: str, registry: Registry, *react: dict[str, Any], select: dict[str, Any] | None = None
+def run_t3(ztf_store: str, registry: Registry, *react: dict[str, Any], select: dict[str, Any] | None = None
            ) -> tuple[Any, list[tuple[str | None, str, Any]]]:
     """Run one T3 task over the store; its summary and stored reports."""
-    job = {"name": "push", "store": store_url, "channels": [CHANNEL],
+    job = {"name": "push", "store": ztf_store, "channels": [CHANNEL],
            "tasks": [{"tier": 3, "select": select or {"channel": "ZTF_PUBLIC"}, "react": list(react)}]}
     summary = run_job(load_job(job), registry=registry)
-    store = open_store(store_url)
+    store = open_store(ztf_store)
     try:
         return summary, store.reports(summary.run)
     finally:
@@ -128,9 +128,9 @@ def http_server(*answers: tuple[int, bytes, dict[str, str]]) -> Iterator[Server]
         thread.join()
 
 
-def selected(store_url: str) -> dict[int, Any]:
+def selected(ztf_store: str) -> dict[int, Any]:
     """The stocks of the channel, as a T3 over it sees them (id -> StockView)."""
-    store = open_store(store_url)
+    store = open_store(ztf_store)
     try:
         return {s: stock_view(store, s, "ZTF_PUBLIC", frozenset({"ZTF_PUB"}))
                 for s in store.select_stocks("ZTF_PUBLIC", [], None, None)}
@@ -147,12 +147,12 @@ def closed_port() -> int:
 # Webhook -------------------------------------------------------------------------------------
 
 
-def test_webhook_posts_every_stock_once_with_its_provenance(store_url: str, registry: Registry,
+def test_webhook_posts_every_stock_once_with_its_provenance(ztf_store: str, registry: Registry,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    views = selected(store_url)
+    views = selected(ztf_store)
     with http_server() as server:
         monkeypatch.setenv("AMPEL_PUSH_SLACK", f"{server.url}/services/T000/B000/secret")
-        summary, [(channel, unit, report)] = run_t3(store_url, registry, {"unit": "WebhookPublisher", "config": {
+        summary, [(channel, unit, report)] = run_t3(ztf_store, registry, {"unit": "WebhookPublisher", "config": {
             "url_env": "AMPEL_PUSH_SLACK", "stocks_per_message": 20, "link": "https://ampel.example.org/stocks/{name}",
             **FAST}})
     assert summary.reports == 1 and summary.reports_failed == 0
@@ -174,10 +174,10 @@ def test_webhook_posts_every_stock_once_with_its_provenance(store_url: str, regi
     assert all(len(body["blocks"]) <= 21 and body["text"].startswith("*AMPEL: ") for body in bodies)
 
 
-def test_webhook_retries_with_backoff_then_delivers(store_url: str, registry: Registry) -> None:
-    views = selected(store_url)
+def test_webhook_retries_with_backoff_then_delivers(ztf_store: str, registry: Registry) -> None:
+    views = selected(ztf_store)
     with http_server((503, b"busy", {}), (429, b"slow down", {"Retry-After": "0"}), (200, b"ok", {})) as server:
-        summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "WebhookPublisher", "config": {
+        summary, [(_, _, report)] = run_t3(ztf_store, registry, {"unit": "WebhookPublisher", "config": {
             "url": f"{server.url}/hook", "stocks_per_message": 45, **FAST}})
     assert summary.reports_failed == 0
     assert report["messages"][0]["attempts"] == 3 and report["messages"][0]["status"] == 200
@@ -185,10 +185,10 @@ def test_webhook_retries_with_backoff_then_delivers(store_url: str, registry: Re
     assert server.received[0].body == server.received[2].body  # the same message, re-sent
 
 
-def test_webhook_failure_is_in_the_report_and_the_run_summary(store_url: str, registry: Registry) -> None:
-    views = selected(store_url)
+def test_webhook_failure_is_in_the_report_and_the_run_summary(ztf_store: str, registry: Registry) -> None:
+    views = selected(ztf_store)
     with http_server((500, b"down", {})) as server:
-        summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "WebhookPublisher", "config": {
+        summary, [(_, _, report)] = run_t3(ztf_store, registry, {"unit": "WebhookPublisher", "config": {
             "url": f"{server.url}/hook", "retries": 2, **FAST}})
     assert summary.reports == 0 and summary.reports_failed == 1
     assert report["exception"] == "PushError"
@@ -201,9 +201,9 @@ def test_webhook_failure_is_in_the_report_and_the_run_summary(store_url: str, re
     assert all(m["attempts"] == 0 and m["error"].startswith("not attempted") for m in rest)
 
 
-def test_webhook_final_4xx_is_not_retried_and_others_still_go(store_url: str, registry: Registry) -> None:
+def test_webhook_final_4xx_is_not_retried_and_others_still_go(ztf_store: str, registry: Registry) -> None:
     with http_server((400, b"invalid_payload", {}), (200, b"ok", {})) as server:
-        summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "WebhookPublisher", "config": {
+        summary, [(_, _, report)] = run_t3(ztf_store, registry, {"unit": "WebhookPublisher", "config": {
             "url": f"{server.url}/hook", **FAST}})
     kept = json.loads(report["message"].partition("; report: ")[2])
     assert summary.reports_failed == 1 and len(server.received) == len(kept["messages"])
@@ -211,24 +211,24 @@ def test_webhook_final_4xx_is_not_retried_and_others_still_go(store_url: str, re
     assert "invalid_payload" in kept["messages"][0]["error"] and kept["messages"][0]["attempts"] == 1
 
 
-def test_redirects_are_not_followed(store_url: str, registry: Registry) -> None:
+def test_redirects_are_not_followed(ztf_store: str, registry: Registry) -> None:
     with http_server((302, b"", {"Location": "http://127.0.0.1:9/elsewhere"})) as server:
-        summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "WebhookPublisher", "config": {
+        summary, [(_, _, report)] = run_t3(ztf_store, registry, {"unit": "WebhookPublisher", "config": {
             "url": f"{server.url}/hook", "stocks_per_message": 45, **FAST}})
     kept = json.loads(report["message"].partition("; report: ")[2])
     assert summary.reports_failed == 1 and len(server.received) == len(kept["messages"])
     assert all(m["status"] == 302 and m["attempts"] == 1 for m in kept["messages"])
 
 
-def test_unreachable_webhook_fails_the_report(store_url: str, registry: Registry) -> None:
-    summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "WebhookPublisher", "config": {
+def test_unreachable_webhook_fails_the_report(ztf_store: str, registry: Registry) -> None:
+    summary, [(_, _, report)] = run_t3(ztf_store, registry, {"unit": "WebhookPublisher", "config": {
         "url": f"http://127.0.0.1:{closed_port()}/hook", "retries": 1, **FAST}})
     assert summary.reports_failed == 1 and "not delivered" in report["message"]
     assert '"attempts": 2' in report["message"] and "Connection refused" in report["message"]
 
 
-def test_push_error_carries_the_report(store_url: str) -> None:
-    view = next(iter(selected(store_url).values()))
+def test_push_error_carries_the_report(ztf_store: str) -> None:
+    view = next(iter(selected(ztf_store).values()))
     publisher = build_unit(WebhookPublisher, {"url": f"http://127.0.0.1:{closed_port()}/hook", "retries": 0})
     assert isinstance(publisher, WebhookPublisher)
     with pytest.raises(PushError, match="1 of 1 webhook messages") as raised:
@@ -236,17 +236,17 @@ def test_push_error_carries_the_report(store_url: str) -> None:
     assert raised.value.report["failed"] == 1 and raised.value.report["messages"][0]["stocks"][0]["id"] == view.id
 
 
-def test_allowed_hosts_and_secret_names(store_url: str, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_allowed_hosts_and_secret_names(ztf_store: str, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ALLOWED_HOSTS_ENV, "hooks.slack.com")
     with http_server() as server:
-        summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "WebhookPublisher", "config": {
+        summary, [(_, _, report)] = run_t3(ztf_store, registry, {"unit": "WebhookPublisher", "config": {
             "url": f"{server.url}/hook", **FAST}})
     assert summary.reports_failed == 1 and server.received == []
     assert f"not in {ALLOWED_HOSTS_ENV}" in report["message"]
     kept = json.loads(report["message"].partition("; report: ")[2])
-    assert sorted(s["id"] for s in kept["undelivered"]) == sorted(selected(store_url)) and kept["sent"] == 0
+    assert sorted(s["id"] for s in kept["undelivered"]) == sorted(selected(ztf_store)) and kept["sent"] == 0
     monkeypatch.delenv("AMPEL_PUSH_UNSET", raising=False)
-    summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "WebhookPublisher", "config": {
+    summary, [(_, _, report)] = run_t3(ztf_store, registry, {"unit": "WebhookPublisher", "config": {
         "url_env": "AMPEL_PUSH_UNSET"}})
     assert summary.reports_failed == 1 and "AMPEL_PUSH_UNSET is not set" in report["message"]
     for config, problem in [({"url_env": "DATABASE_PASSWORD"}, "AMPEL_PUSH_"), ({}, "exactly one of url"),
@@ -282,9 +282,9 @@ def check_at_report(report: dict[str, Any], origin: dict[str, Any], view: Any) -
     assert report["reporting_groupid"] == "48" and report["reporter"] == TNS["reporter"]
 
 
-def test_tns_bulk_report_file(store_url: str, registry: Registry, tmp_path: Path) -> None:
-    views = selected(store_url)
-    summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "TNSReporter", "config": {
+def test_tns_bulk_report_file(ztf_store: str, registry: Registry, tmp_path: Path) -> None:
+    views = selected(ztf_store)
+    summary, [(_, _, report)] = run_t3(ztf_store, registry, {"unit": "TNSReporter", "config": {
         "output": str(tmp_path / "tns" / "at_{utc}.json"), **TNS}})
     assert summary.reports == 1 and summary.reports_failed == 0
     [output] = (tmp_path / "tns").iterdir()
@@ -302,8 +302,8 @@ def test_tns_bulk_report_file(store_url: str, registry: Registry, tmp_path: Path
     assert SN2021RHU in {r["internal_name"] for r in bulk.values()}
 
 
-def test_tns_unreportable_stock_says_why(store_url: str) -> None:
-    views = list(selected(store_url).values())
+def test_tns_unreportable_stock_says_why(ztf_store: str) -> None:
+    views = list(selected(ztf_store).values())
     reporter = build_unit(TNSReporter, {"output": "unused.json", **TNS, "filters": {}})
     assert isinstance(reporter, TNSReporter)
     reports, _, skipped = reporter.reports(views)
@@ -318,11 +318,11 @@ def test_tns_unreportable_stock_says_why(store_url: str) -> None:
     assert "no upper limit before the first detection" in skip["reason"]
 
 
-def test_tns_endpoint(store_url: str, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tns_endpoint(ztf_store: str, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AMPEL_PUSH_TNS_API_KEY", "k3y")
     reply = json.dumps({"id_code": 200, "id_message": "OK", "data": {"report_id": "12345"}}).encode()
     with http_server((502, b"", {}), (200, reply, {})) as server:
-        summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "TNSReporter", "config": {
+        summary, [(_, _, report)] = run_t3(ztf_store, registry, {"unit": "TNSReporter", "config": {
             "url": f"{server.url}/api/set/bulk-report", "bot_id": 7, "bot_name": "ampel_bot",
             "reports_per_request": 100, **TNS, **FAST}})
     assert summary.reports_failed == 0
@@ -338,11 +338,11 @@ def test_tns_endpoint(store_url: str, registry: Registry, monkeypatch: pytest.Mo
     assert len(bulk) == len(report["reports"]) and bulk["0"]["internal_name"] == report["reports"][0]["name"]
 
 
-def test_tns_refusal_is_a_failure(store_url: str, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tns_refusal_is_a_failure(ztf_store: str, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AMPEL_PUSH_TNS_API_KEY", "k3y")
     reply = json.dumps({"id_code": 400, "id_message": "Bad request", "data": {}}).encode()
     with http_server((200, reply, {})) as server:
-        summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "TNSReporter", "config": {
+        summary, [(_, _, report)] = run_t3(ztf_store, registry, {"unit": "TNSReporter", "config": {
             "url": f"{server.url}/api/set/bulk-report", "bot_id": 7, "bot_name": "ampel_bot",
             "reports_per_request": 1, **TNS, **FAST}})
     kept = json.loads(report["message"].partition("; report: ")[2])
@@ -353,10 +353,10 @@ def test_tns_refusal_is_a_failure(store_url: str, registry: Registry, monkeypatc
 # Kafka ---------------------------------------------------------------------------------------
 
 
-def test_kafka_undeliverable_is_reported(store_url: str, registry: Registry) -> None:
+def test_kafka_undeliverable_is_reported(ztf_store: str, registry: Registry) -> None:
     pytest.importorskip("confluent_kafka")
-    views = selected(store_url)
-    summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "KafkaPublisher", "config": {
+    views = selected(ztf_store)
+    summary, [(_, _, report)] = run_t3(ztf_store, registry, {"unit": "KafkaPublisher", "config": {
         "bootstrap": f"127.0.0.1:{closed_port()}", "retries": 0, "timeout": 1}})
     kept = json.loads(report["message"].partition("; report: ")[2])
     assert summary.reports_failed == 1 and kept["topic"] == "ampel.ZTF_PUBLIC"
@@ -366,11 +366,11 @@ def test_kafka_undeliverable_is_reported(store_url: str, registry: Registry) -> 
 
 @pytest.mark.skipif(not os.environ.get("AMPEL_TEST_KAFKA"),
                     reason="no Kafka broker can be installed here: set AMPEL_TEST_KAFKA=host:port to run it")
-def test_kafka_topic_per_channel(store_url: str, registry: Registry) -> None:
+def test_kafka_topic_per_channel(ztf_store: str, registry: Registry) -> None:
     kafka = pytest.importorskip("confluent_kafka")
-    broker, views = os.environ["AMPEL_TEST_KAFKA"], selected(store_url)
+    broker, views = os.environ["AMPEL_TEST_KAFKA"], selected(ztf_store)
     topic = f"ampel-test-{os.getpid()}.ZTF_PUBLIC"
-    summary, [(_, _, report)] = run_t3(store_url, registry, {"unit": "KafkaPublisher", "config": {
+    summary, [(_, _, report)] = run_t3(ztf_store, registry, {"unit": "KafkaPublisher", "config": {
         "bootstrap": broker, "topic": f"ampel-test-{os.getpid()}.{{channel}}", "timeout": 10}})
     assert summary.reports_failed == 0 and report["topic"] == topic and report["sent"] == len(views)
     consumer = kafka.Consumer({"bootstrap.servers": broker, "group.id": f"ampel-test-{os.getpid()}",
@@ -388,7 +388,7 @@ def test_kafka_topic_per_channel(store_url: str, registry: Registry) -> None:
     assert all(m["state"] == views[m["id"]].latest_state and m["channel"] == "ZTF_PUBLIC" for m in received.values())
 
 
-def test_kafka_topic_names(store_url: str) -> None:
+def test_kafka_topic_names(ztf_store: str) -> None:
     publisher = build_unit(KafkaPublisher, {"bootstrap": "127.0.0.1:9092", "topic": "alerts/{channel}"})
     assert isinstance(publisher, KafkaPublisher)
     with pytest.raises(Exception, match="not a Kafka topic name"):
@@ -398,8 +398,8 @@ def test_kafka_topic_names(store_url: str) -> None:
 # Helpers -------------------------------------------------------------------------------------
 
 
-def test_position_of_sn2021rhu(store_url: str) -> None:
-    rhu = next(v for v in selected(store_url).values() if v.name == SN2021RHU)
+def test_position_of_sn2021rhu(ztf_store: str) -> None:
+    rhu = next(v for v in selected(ztf_store).values() if v.name == SN2021RHU)
     position = stock_position(rhu.datapoints)
     assert position is not None
     ra, dec, error, used = position
