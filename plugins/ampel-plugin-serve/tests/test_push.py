@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -458,3 +459,41 @@ def test_mjd_to_utc_round_trips(mjd: float) -> None:
     text = mjd_to_utc(mjd)
     parsed = datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
     assert abs((parsed - datetime(1858, 11, 17, tzinfo=UTC)).total_seconds() / 86400 - mjd) * 86400 < 5e-4 + 1e-6
+
+
+# In the live instance --------------------------------------------------------------------------
+
+
+def test_an_uploaded_job_pushes_from_the_live_instance(server: Any, store_url: str, job_file: Path, alerts: Path,
+                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A team uploads a job whose T3 posts to its webhook (secret from the server's environment)
+    and writes TNS reports into the server's data directory; `ampel serve` runs it on its schedule."""
+    from ampel_serve.testing import ampel, drop_alerts, wait_for
+
+    job = yaml.safe_load(job_file.read_text())
+    job["tasks"][-1]["react"] = [
+        {"unit": "WebhookPublisher", "config": {"url_env": "AMPEL_PUSH_SLACK_TEAM_A", **FAST}},
+        {"unit": "TNSReporter", "config": {"output": "tns/at_{utc}.json", **TNS}}]
+    uploaded = tmp_path / "push-job.yml"
+    uploaded.write_text(yaml.safe_dump(job))
+    with http_server() as hook:
+        monkeypatch.setenv("AMPEL_PUSH_SLACK_TEAM_A", f"{hook.url}/services/team-a-secret")  # the server inherits it
+        token = ampel("serve", "team", "add", "A", "--rights", "ZTF_PUB", "--store", store_url).stdout.strip()
+        live = server("--pattern", "*.avro", "--t3-interval", "1")
+        ampel("submit", str(uploaded), "--to", live.url, "--token", token)
+        drop_alerts(alerts, live.watch)
+        wait_for(lambda: any(SN2021RHU.encode() in r.body for r in hook.received), timeout=120,
+                 what="the webhook message about SN 2021rhu")
+        code, _ = live.stop()
+    assert code == 0
+    written = sorted((live.data_dir / "tns").glob("at_*.json"))
+    assert written and any(SN2021RHU in path.read_text() for path in written)
+    store = open_store(store_url, read_only=True)
+    try:
+        runs = [run for (run,) in store.execute("SELECT DISTINCT run FROM reports")]  # type: ignore[attr-defined]
+        reports = [(unit, body) for run in runs for _, unit, body in store.reports(run)]
+    finally:
+        store.close()
+    pushed = [body for unit, body in reports if unit == "WebhookPublisher" and body.get("sent")]
+    assert pushed and all("team-a-secret" not in json.dumps(body) for _, body in reports)
+    assert {s["name"] for body in pushed for m in body["messages"] for s in m["stocks"]} >= {SN2021RHU}
