@@ -9,12 +9,13 @@
   core's ``kafka`` extra).
 
 Each is a `ReactUnit` configured in a job's T3 task. Its report (stored with the run) records what
-it sent — for every stock its id, name and state id, and for AT reports the ids of the datapoints
-behind every reported number — and where (scheme, host and port only: the path of a webhook URL is
-its secret). Delivery: a request is retried with exponential backoff (``backoff``, doubled after
-each try, at most ``max_backoff``; a server's ``Retry-After`` is honoured up to that) on a transport
-error, a timeout, HTTP 429 or 5xx; other 4xx answers are final. When anything is not delivered the
-unit raises `PushError`, whose message holds the whole report (what was sent and what was not, and
+it sent — for every stock its id, name and state id; the webhook messages' text; each AT report
+with the ids of the datapoints behind every number in it — and where (scheme, host and port only:
+the path of a webhook URL is its secret). Delivery: a request is retried with exponential backoff
+(``backoff``, doubled after each try, at most ``max_backoff``; a server's ``Retry-After`` is
+honoured up to that) on a transport error, a timeout, HTTP 408, 425, 429 or 5xx; other answers
+(4xx, and redirects, which are never followed) are final. When anything is not delivered the unit
+raises `PushError`, whose message holds the whole report (what was sent and what was not, and
 why): the runtime stores it as the report's error and counts it in the run summary's
 ``reports_failed``. Nothing is dropped silently: a stock an AT report cannot be made for is listed
 under ``skipped`` with the reason.
@@ -56,7 +57,7 @@ __all__ = ["ALLOWED_HOSTS_ENV", "SECRET_PREFIX", "ZTF_TNS_FILTERS", "Delivery", 
 
 SECRET_PREFIX = "AMPEL_PUSH_"
 ALLOWED_HOSTS_ENV = "AMPEL_PUSH_ALLOWED_HOSTS"
-_ENV_NAME = re.compile(r"AMPEL_PUSH_[A-Z0-9_]+")
+_ENV_NAME = re.compile(rf"{SECRET_PREFIX}[A-Z0-9_]+")
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
