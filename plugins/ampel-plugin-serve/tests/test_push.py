@@ -1,7 +1,8 @@
 """The T3 push units against real servers: real ZTF alerts (docs/examples/data/ztf) through T0 and
 T2 into a SQLite store, then T3 jobs whose push units post to an HTTP server this test starts on
 127.0.0.1 (webhook, TNS endpoint), write a TNS bulk-report file, or produce to Kafka (a broker
-from $AMPEL_TEST_KAFKA; without one, only the undeliverable case, against a closed port)."""
+from $AMPEL_TEST_KAFKA; without one, only the undeliverable case, against a closed port); and a
+team's job uploaded to a running `ampel serve` that pushes from its T3 schedule."""
 
 from __future__ import annotations
 
@@ -389,7 +390,7 @@ def test_kafka_topic_per_channel(ztf_store: str, registry: Registry) -> None:
     assert all(m["state"] == views[m["id"]].latest_state and m["channel"] == "ZTF_PUBLIC" for m in received.values())
 
 
-def test_kafka_topic_names(ztf_store: str) -> None:
+def test_kafka_topic_names() -> None:
     publisher = build_unit(KafkaPublisher, {"bootstrap": "127.0.0.1:9092", "topic": "alerts/{channel}"})
     assert isinstance(publisher, KafkaPublisher)
     with pytest.raises(Exception, match="not a Kafka topic name"):
