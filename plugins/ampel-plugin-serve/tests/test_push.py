@@ -498,3 +498,37 @@ def test_an_uploaded_job_pushes_from_the_live_instance(server: Any, store_url: s
     pushed = [body for unit, body in reports if unit == "WebhookPublisher" and body.get("sent")]
     assert pushed and all("team-a-secret" not in json.dumps(body) for _, body in reports)
     assert {s["name"] for body in pushed for m in body["messages"] for s in m["stocks"]} >= {SN2021RHU}
+
+
+_MAGS = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.floats(10, 25))
+_ANGLES = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.floats(-100, 400))
+_POINTS = st.lists(st.tuples(st.floats(59000, 59100), st.sampled_from(["ztfg", "ztfr", "lsstu", ""]),
+                             st.booleans(), _MAGS, _MAGS, st.floats(-1e4, 1e4), _ANGLES, _ANGLES), max_size=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_POINTS)
+def test_at_report_of_any_light_curve(rows: list[tuple[Any, ...]]) -> None:
+    """Whatever the datapoints, an AT report is either made — with finite numbers only, the last
+    non-detection before the discovery, every number from a datapoint its provenance names — or
+    refused with a reason (AmpelError); nothing else."""
+    from ampel_core.errors import AmpelError
+    from ampel_core.views import StockView
+    from ampel_serve.push import ZTF_TNS_FILTERS, at_report
+
+    points = tuple(DataPoint(id=n, stock=1, time=time, band=band, flux=None if limit else flux, flux_err=1.0,
+                             mag=mag, mag_err=mag_err, upper_limit=limit, extra={"ra": ra, "dec": dec})
+                   for n, (time, band, limit, mag, mag_err, flux, ra, dec) in enumerate(rows))
+    view = StockView(1, ("ZTF99test",), ("C",), (), points, "state", {}, "C")
+    try:
+        report, origin = at_report(view, ZTF_TNS_FILTERS, reporting_groupid=1, data_source_groupid=48, reporter="r")
+    except AmpelError as error:
+        assert str(error)
+        return
+    text = json.dumps(report).lower()
+    assert "nan" not in text and "inf" not in text
+    assert report["non_detection"]["obsdate"] < report["discovery_datetime"]
+    named = {origin["discovery"], origin["non_detection"], *origin["photometry"], *origin["position"]}
+    assert named <= {dp.id for dp in points}
+    assert all(points[i].band in ZTF_TNS_FILTERS for i in (origin["discovery"], origin["non_detection"]))
+    assert 0 <= float(report["ra"]["value"]) < 360 and -90 <= float(report["dec"]["value"]) <= 90

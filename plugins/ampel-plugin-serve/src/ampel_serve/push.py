@@ -313,6 +313,10 @@ ZTF_TNS_FILTERS: dict[str, TNSFilter] = {
 _MJD_EPOCH = datetime(1858, 11, 17, tzinfo=UTC)
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def mjd_to_utc(mjd: float) -> str:
     """A Modified Julian Date as TNS wants a date: 'YYYY-MM-DD HH:MM:SS.sss' (UTC, to the nearest
     millisecond)."""
@@ -321,13 +325,13 @@ def mjd_to_utc(mjd: float) -> str:
 
 def stock_position(datapoints: Sequence[DataPoint]) -> tuple[float, float, float, list[int]] | None:
     """(ra, dec in degrees, error in arcsec, ids of the datapoints used): the mean position of the
-    detections with a positive flux and ``ra``/``dec`` among their survey fields (the error: the
-    scatter of those positions, at least 0.1 arcsec); None where there are none."""
+    detections with a positive flux and a finite ``ra`` and ``dec`` (within ±90°) among their survey
+    fields (the error: the scatter of those positions, at least 0.1 arcsec); None where there are none."""
     used = [dp for dp in datapoints if dp.is_detection and (dp.flux or 0) > 0
-            and isinstance(dp.extra.get("ra"), (int, float)) and isinstance(dp.extra.get("dec"), (int, float))]
+            and _finite(dp.extra.get("ra")) and _finite(dp.extra.get("dec")) and abs(dp.extra["dec"]) <= 90]
     if not used:
         return None
-    ras = [math.radians(dp.extra["ra"]) for dp in used]
+    ras = [math.radians(dp.extra["ra"] % 360.0) for dp in used]
     decs = [dp.extra["dec"] for dp in used]
     ra = math.degrees(math.atan2(sum(map(math.sin, ras)), sum(map(math.cos, ras)))) % 360.0  # wraps at 0/360
     dec = sum(decs) / len(decs)
@@ -350,7 +354,7 @@ def at_report(view: StockView, filters: Mapping[str, TNSFilter], *, reporting_gr
     stock cannot be reported: TNS refuses a report without a position, a discovery photometry
     point or a last non-detection.
     """
-    detections = sorted((dp for dp in view.datapoints if dp.is_detection and (dp.flux or 0) > 0 and dp.mag is not None),
+    detections = sorted((dp for dp in view.datapoints if dp.is_detection and (dp.flux or 0) > 0 and _finite(dp.mag)),
                         key=lambda dp: (dp.time, dp.id))
     if not detections:
         raise AmpelError("no detection with a positive flux")
@@ -358,7 +362,7 @@ def at_report(view: StockView, filters: Mapping[str, TNSFilter], *, reporting_gr
     if discovery.band not in filters:
         raise AmpelError(f"the discovery's band {discovery.band!r} has no TNS filter id (set 'filters')")
     limits = [dp for dp in view.datapoints if dp.upper_limit and dp.time < discovery.time and dp.band in filters
-              and dp.mag is not None]
+              and _finite(dp.mag)]
     if not limits:
         raise AmpelError("no upper limit before the first detection (TNS requires the last non-detection)")
     last_limit = max(limits, key=lambda dp: (dp.time, dp.id))
@@ -371,14 +375,14 @@ def at_report(view: StockView, filters: Mapping[str, TNSFilter], *, reporting_gr
     def point(dp: DataPoint) -> JSON:
         limit = dp.extra.get(limit_field)
         return {"obsdate": mjd_to_utc(dp.time), "flux": f"{dp.mag:.3f}",
-                "flux_error": f"{dp.mag_err:.3f}" if dp.mag_err is not None else "",
-                "limiting_flux": f"{limit:.3f}" if isinstance(limit, (int, float)) else "", "flux_unitid": "1",
+                "flux_error": f"{dp.mag_err:.3f}" if _finite(dp.mag_err) else "",
+                "limiting_flux": f"{limit:.3f}" if _finite(limit) else "", "flux_unitid": "1",
                 "filterid": str(filters[dp.band].filterid), "instrumentid": str(filters[dp.band].instrumentid),
                 "exptime": _text(dp.extra.get("exptime")), "observer": "Robot", "comments": ""}
 
     band = filters[last_limit.band]
     report: JSON = {
-        "ra": {"value": f"{ra:.6f}", "error": f"{error:.3f}", "units": "arcsec"},
+        "ra": {"value": f"{round(ra, 6) % 360.0:.6f}", "error": f"{error:.3f}", "units": "arcsec"},
         "dec": {"value": f"{dec:+.6f}", "error": f"{error:.3f}", "units": "arcsec"},
         "reporting_groupid": str(reporting_groupid), "data_source_groupid": str(data_source_groupid),
         "reporter": reporter, "discovery_datetime": mjd_to_utc(discovery.time), "at_type": str(at_type),
