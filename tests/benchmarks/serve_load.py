@@ -10,8 +10,9 @@ as unique copies (new objectIds and candids per copy, as tests/benchmarks/t0_thr
 ``--preload`` copies are ingested first (the stocks the requests ask for), ``--live`` copies are
 ingested during the measurement. One team, one uploaded job: a channel that accepts every alert.
 
-- ``--via serve`` (default, as deployed): one real ``ampel serve --watch DIR`` process ingests the
-  files dropped into its watched directory and answers the API;
+- ``--via serve`` (default, as deployed): a real ``ampel serve --watch DIR`` answers the API and
+  ingests the files dropped into its watched directory (by default in a child process of its own,
+  ``ampel serve ingest``; ``--serve-option=--threads`` keeps it in the API's process);
 - ``--via job``: the API alone (uvicorn, one process) and a T0 job ingesting into the same store in
   another process.
 
@@ -142,6 +143,8 @@ def main() -> None:
     parser.add_argument("--via", choices=["serve", "job"], default="serve",
                         help="serve: one `ampel serve` ingests a watched directory and answers; job: API and T0 job "
                              "in two processes")
+    parser.add_argument("--serve-option", action="append", default=[],
+                        help="an option for `ampel serve` (--via serve), e.g. --serve-option=--threads")
     parser.add_argument("--workdir", help="keep the store and alerts here (default: a temporary folder)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as temporary:
@@ -214,7 +217,8 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
         drop = workdir / "drop"
         drop.mkdir()
         preload.rename(drop / "preload")
-        server = Server(store_url, drop, data_dir, options=["--pattern", "*.avro", "--t2-workers", "0"]).start()
+        server = Server(store_url, drop, data_dir,
+                        options=["--pattern", "*.avro", "--t2-workers", "0", *options.serve_option]).start()
         assert server.process is not None
         pid, port = server.process.pid, int(server.url.rpartition(":")[2])
         stop_server = server.stop
@@ -260,7 +264,8 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
     ingest_rate = (stored_after - stored_before) / elapsed
     read_rate = len(latencies) / elapsed
     p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
-    where = "one `ampel serve` process (ingest + API)" if options.via == "serve" else "API process + T0 job process"
+    where = (f"`ampel serve {' '.join(options.serve_option)}`".replace(" `", "`") if options.via == "serve"
+             else "API process + T0 job process")
     print(f"\nserve_load --via {options.via}: {where}; {len(paths)} preloaded stocks ({options.preload} x {per_copy} "
           f"alerts), {options.live * per_copy} alerts dropped for the load; GET /api/stocks/{{name}}{suffix}, "
           f"{options.connections} connections; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -272,6 +277,7 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
             ("latency max (ms)", f"{max(latencies) * 1000:.1f}", "", None),
             ("answers / not 200", f"{len(latencies)} / {failures}", "0 not 200", failures == 0),
             ("API process CPU (s per s of the load)", f"{server_cpu / elapsed:.2f}", "", None),
+            ("API answers per CPU second of its process", f"{len(latencies) / max(server_cpu, 1e-9):.0f}", "", None),
             ("load duration (s); ingest still running at its end", f"{elapsed:.1f}; {still_ingesting}", "", None)]
     for label, value, target, met in rows:
         verdict = "" if met is None else ("  met" if met else "  NOT MET")
