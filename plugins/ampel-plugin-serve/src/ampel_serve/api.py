@@ -31,7 +31,7 @@ from pydantic import BaseModel
 
 from ampel_core.compare import flatten
 from ampel_core.errors import AmpelError
-from ampel_core.models import DataPoint, Result, Stock
+from ampel_core.models import DataPoint, JournalEntry, Result, Stock
 from ampel_core.provenance_report import provenance_chain
 from ampel_core.sky import MAX_CONE_RADIUS
 from ampel_core.store import Store
@@ -59,7 +59,7 @@ class TeamView:
     datapoints: list[DataPoint]
     states: list[tuple[str, str, int | None, float]]  # channel, state, alert, time
     results: list[tuple[int, Result]] = field(default_factory=list)
-    journal: list[Any] = field(default_factory=list)
+    journal: list[JournalEntry] = field(default_factory=list)
 
     def visible_ids(self) -> set[int]:
         return {dp.id for dp in self.datapoints}
@@ -90,7 +90,9 @@ async def request_team(request: Request) -> Team:
 
 def team_traces(request: Request, team: Team) -> frozenset[str]:
     """The trace ids of every version of the team's jobs (cached for a moment)."""
-    cache: dict[str, tuple[float, frozenset[str]]] = request.app.state.__dict__.setdefault("team_traces", {})
+    cache: dict[str, tuple[float, frozenset[str]]] | None = getattr(request.app.state, "team_traces", None)
+    if cache is None:
+        cache = request.app.state.team_traces = {}
     now = time.monotonic()
     found = cache.get(team.name)
     if found is None or found[0] < now:
