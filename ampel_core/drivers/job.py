@@ -69,8 +69,7 @@ def check_store(url: str, workers: int, executor: str = "local", scheduler: str 
 
 
 def t0_work(registry: Registry | None, job: Job, task_index: int, run: int, partition: tuple[int, int],
-            channels: list[Channel] | None, report: Report, archive_partitions: list[int] | None = None
-            ) -> dict[str, Any]:
+            channels: list[Channel] | None, archive_partitions: list[int] | None, report: Report) -> dict[str, Any]:
     """Partition ``(index, count)`` of the job's T0 task number ``task_index``, or, for an archive
     source, its ``archive_partitions``; its counters. ``channels`` are built here when not given
     (in another process)."""
@@ -166,7 +165,7 @@ def _t0(pool: Executor, job: Job, number: int, task: T0Task, channels: dict[str,
     if shares is not None:
         arguments = [(job, number, summary.run, (0, 1), given, share) for share in shares]
     else:
-        arguments = [(job, number, summary.run, (index, count), given) for index in range(count)]
+        arguments = [(job, number, summary.run, (index, count), given, None) for index in range(count)]
     parts = pool.run(t0_work, arguments, observer)
     summary.t0_seconds += parts[0]["t0_seconds"] if len(parts) == 1 else time.perf_counter() - started
     for part in parts:
