@@ -119,7 +119,7 @@ def arrow_to_avro_schema(schema: Any, name: str = "alert") -> dict[str, Any]:
     """An Avro record schema for rows of the pyarrow ``schema``: every field nullable, structs as
     records, lists as arrays, timestamps as longs (nanoseconds). AmpelError for a column type
     with no Avro form (the column is named)."""
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped]
 
     def convert(arrow: Any, path: str) -> Any:
         if pa.types.is_null(arrow):
@@ -157,7 +157,7 @@ def arrow_to_avro_schema(schema: Any, name: str = "alert") -> dict[str, Any]:
 
 def _arrow_rows(table: Any) -> Any:
     """``table`` with every timestamp (also inside structs and lists) as int64 nanoseconds."""
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped]
 
     def plain(arrow: Any) -> Any:
         if pa.types.is_timestamp(arrow) or pa.types.is_date64(arrow):
@@ -177,7 +177,7 @@ def _arrow_rows(table: Any) -> Any:
 def parquet_rows(path: str) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
     """The Avro schema (`arrow_to_avro_schema`) and the rows of a Parquet file as dicts (timestamps
     as int64 nanoseconds): the records an archive keeps of a Parquet export."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     handle = pq.ParquetFile(path)
     schema = arrow_to_avro_schema(handle.schema_arrow, Path(path).stem)
@@ -249,15 +249,15 @@ class _Writer:
             self._spill(partition)
 
     def _table(self, rows: list[tuple[int, float, int, str, bytes]]) -> Any:
-        import pyarrow as pa
+        import pyarrow as pa  # type: ignore[import-untyped]
 
-        columns = list(zip(*rows, strict=True)) if rows else [[] for _ in self.COLUMNS]
+        columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in self.COLUMNS]
         types = (pa.int64(), pa.float64(), pa.int64(), pa.string(), pa.binary())
         return pa.table({name: pa.array(values, type=kind) for name, values, kind in zip(self.COLUMNS, columns, types,
                                                                                          strict=True)})
 
     def _spill(self, partition: int) -> None:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
         path = self.spill / f"{partition}-{len(self.spilled[partition])}.parquet"
         pq.write_table(self._table(self.rows[partition]), path)
@@ -265,8 +265,8 @@ class _Writer:
         self.rows[partition] = []
 
     def finish(self) -> list[dict[str, Any]]:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
         files = []
         for partition in range(self.partitions):
@@ -313,8 +313,8 @@ def build_archive(sources: list[str], out: str | Path, alert_format: Any, format
                        (first.stock, first.trigger.time, first.id, piece.origin, piece.payload))
     files = writer.finish()
     if quarantine:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
         origins, reasons, payloads = zip(*quarantine, strict=True)
         pq.write_table(pa.table({"origin": pa.array(origins, pa.string()), "reason": pa.array(reasons, pa.string()),
@@ -385,7 +385,7 @@ class ArchiveSource(BaseModel):
         return self._bytes_read
 
     def __iter__(self) -> Iterator[SourceRecord]:  # type: ignore[override]  # not pydantic's field iteration
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
         wanted = self.partitions if self.partitions is not None else range(self._info.partitions)
         for partition in wanted:

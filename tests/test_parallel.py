@@ -573,7 +573,7 @@ def test_worker_processes_share_the_tail(tmp_path: Path, probe: ModuleType) -> N
                      seconds=0.05)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr
-    started, finished = executions(log)
+    _, finished = executions(log)
     assert finished == Counter(states)
     per_process = Counter(line.split()[1] for line in log.read_text().splitlines() if line.startswith("end"))
     assert len(per_process) == 4 and max(per_process.values()) <= 45, per_process

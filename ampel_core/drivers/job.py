@@ -162,6 +162,7 @@ def _t0(pool: Executor, job: Job, number: int, task: T0Task, channels: dict[str,
     given = selected if isinstance(pool, InlineExecutor) else None  # other processes build their own
     started = time.perf_counter()
     shares = _archive_shares(pool, task, count)
+    arguments: list[tuple[Any, ...]]
     if shares is not None:
         arguments = [(job, number, summary.run, (0, 1), given, share) for share in shares]
     else:
