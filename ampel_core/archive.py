@@ -48,6 +48,18 @@ MANIFEST = "archive.json"
 _SPILL_ROWS = 20_000  # rows held per partition before they are spilled to a temporary file
 
 
+def _pyarrow() -> Any:
+    import pyarrow  # type: ignore[import-untyped]  # imported on use: `ampel config build` stays fast
+
+    return pyarrow
+
+
+def _parquet() -> Any:
+    import pyarrow.parquet  # type: ignore[import-untyped]
+
+    return pyarrow.parquet
+
+
 def partition_file(index: int) -> str:
     """The file name of partition ``index``."""
     return f"part-{index:05d}.parquet"
@@ -119,7 +131,7 @@ def arrow_to_avro_schema(schema: Any, name: str = "alert") -> dict[str, Any]:
     """An Avro record schema for rows of the pyarrow ``schema``: every field nullable, structs as
     records, lists as arrays, timestamps as longs (nanoseconds). AmpelError for a column type
     with no Avro form (the column is named)."""
-    import pyarrow as pa  # type: ignore[import-untyped]
+    pa = _pyarrow()
 
     def convert(arrow: Any, path: str) -> Any:
         if pa.types.is_null(arrow):
@@ -157,7 +169,7 @@ def arrow_to_avro_schema(schema: Any, name: str = "alert") -> dict[str, Any]:
 
 def _arrow_rows(table: Any) -> Any:
     """``table`` with every timestamp (also inside structs and lists) as int64 nanoseconds."""
-    import pyarrow as pa  # type: ignore[import-untyped]
+    pa = _pyarrow()
 
     def plain(arrow: Any) -> Any:
         if pa.types.is_timestamp(arrow) or pa.types.is_date64(arrow):
@@ -177,7 +189,7 @@ def _arrow_rows(table: Any) -> Any:
 def parquet_rows(path: str) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
     """The Avro schema (`arrow_to_avro_schema`) and the rows of a Parquet file as dicts (timestamps
     as int64 nanoseconds): the records an archive keeps of a Parquet export."""
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    pq = _parquet()
 
     handle = pq.ParquetFile(path)
     schema = arrow_to_avro_schema(handle.schema_arrow, Path(path).stem)
@@ -249,7 +261,7 @@ class _Writer:
             self._spill(partition)
 
     def _table(self, rows: list[tuple[int, float, int, str, bytes]]) -> Any:
-        import pyarrow as pa  # type: ignore[import-untyped]
+        pa = _pyarrow()
 
         columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in self.COLUMNS]
         types = (pa.int64(), pa.float64(), pa.int64(), pa.string(), pa.binary())
@@ -257,7 +269,7 @@ class _Writer:
                                                                                          strict=True)})
 
     def _spill(self, partition: int) -> None:
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        pq = _parquet()
 
         path = self.spill / f"{partition}-{len(self.spilled[partition])}.parquet"
         pq.write_table(self._table(self.rows[partition]), path)
@@ -265,8 +277,8 @@ class _Writer:
         self.rows[partition] = []
 
     def finish(self) -> list[dict[str, Any]]:
-        import pyarrow as pa  # type: ignore[import-untyped]
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        pa = _pyarrow()
+        pq = _parquet()
 
         files = []
         for partition in range(self.partitions):
@@ -313,8 +325,8 @@ def build_archive(sources: list[str], out: str | Path, alert_format: Any, format
                        (first.stock, first.trigger.time, first.id, piece.origin, piece.payload))
     files = writer.finish()
     if quarantine:
-        import pyarrow as pa  # type: ignore[import-untyped]
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        pa = _pyarrow()
+        pq = _parquet()
 
         origins, reasons, payloads = zip(*quarantine, strict=True)
         pq.write_table(pa.table({"origin": pa.array(origins, pa.string()), "reason": pa.array(reasons, pa.string()),
@@ -385,7 +397,7 @@ class ArchiveSource(BaseModel):
         return self._bytes_read
 
     def __iter__(self) -> Iterator[SourceRecord]:  # type: ignore[override]  # not pydantic's field iteration
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        pq = _parquet()
 
         wanted = self.partitions if self.partitions is not None else range(self._info.partitions)
         for partition in wanted:
