@@ -534,6 +534,16 @@ def test_a_job_over_an_archive_gives_identical_results_and_reads_it_once(tmp_pat
         summary = run_job(load_job(archive_job(url, archive)), **options).as_dict()  # type: ignore[arg-type]
         assert counters(summary) == counters(reference), label  # partition_bytes too: each file read once
         assert store_fingerprint(url) == expected, label
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
+            scratch_schema(postgres_url) as url:  # --scheduler ADDRESS: a cluster this job did not start
+        summary = run_job(load_job(archive_job(url, archive)), executor="dask", scheduler=cluster.scheduler_address)
+        assert counters(summary.as_dict()) == counters(reference)
+        assert store_fingerprint(url) == expected
+    with pytest.raises(AmpelError, match="with a limit"):
+        document = archive_job(f"sqlite:///{tmp_path / 'limit.db'}", archive)
+        document["tasks"][0]["limit"] = 10
+        run_job(load_job(document), workers=2)
 
 
 def test_claims_shrink_so_that_the_tail_is_spread() -> None:

@@ -133,6 +133,9 @@ def run_job(job: Job, progress: Progress | None = None, registry: Registry | Non
         for task in job.tasks:
             if isinstance(task, T0Task):
                 _check_replayable(registry, task)
+                if task.source.name == "archive" and task.limit is not None:  # per task it would take other alerts
+                    raise AmpelError(f"a T0 task over an archive with a limit ({task.limit}) runs in one process: "
+                                     "leave out --workers / --executor, or choose partitions in the source's config")
     channels = {config.name: Channel.build(registry, config) for config in job.channels}
     traces = [trace for channel in channels.values() for trace in channel.traces()]
     with recorded_run(job.store, job.model_dump(mode="json"), registry, traces) as summary:
