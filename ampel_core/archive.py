@@ -41,7 +41,7 @@ from ampel_core.errors import AmpelError
 from ampel_core.models import Alert
 
 __all__ = ["ARCHIVE_VERSION", "MANIFEST", "ArchiveInfo", "ArchiveSource", "arrow_to_avro_schema", "build_archive",
-           "parquet_records", "partition_file", "read_info", "split_record"]
+           "parquet_records", "parquet_rows", "partition_file", "read_info", "source_records", "split_record"]
 
 ARCHIVE_VERSION = 1
 MANIFEST = "archive.json"
@@ -113,7 +113,8 @@ def _is_parquet(path: Path) -> bool:
 
 def source_records(sources: list[str]) -> Iterator[SourceRecord]:
     """The records of files, directories and tar archives (`ampel_core.alerts.FileSource`); a
-    Parquet export yields one one-record Avro container per row (`parquet_records`)."""
+    Parquet export (a file, not a tar member) yields one one-record Avro container per row
+    (`parquet_records`)."""
     for record in FileSource(paths=sources).records():
         if record.error is None and record.payload[:4] == _PARQUET_MAGIC and "::" not in record.origin \
                 and _is_parquet(Path(record.origin)):
