@@ -96,6 +96,8 @@ class T2Runtime:
         self.store, self.registry, self.task, self.run, self.summary = store, registry, task, run, summary
         self.report, self.workers = report, workers
         self.seconds_per_ticket: float | None = None  # measured over the last claim
+        self._pending: int | None = None  # tickets pending, counted or guessed (`claim_size`)
+        self._workers = workers
         # host:pid:run:instance — a later run can tell that the claimer is gone (`release_gone_workers`)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{run or 0}:{id(self):x}"
         self._waiting_said = 0.0
@@ -138,12 +140,19 @@ class T2Runtime:
         return len(tickets)
 
     def claim_size(self) -> int:
-        """The size of the next claim (`claim_size`), from the tickets pending in the store now."""
+        """The size of the next claim (`claim_size`). The pending tickets and the workers holding
+        leases are counted in the store only near the tail: while far more tickets are pending than
+        full claims could take, a guess (the last count less what every worker may have claimed
+        since) says so without a query."""
         if self.task.batch_size == 1:
             return 1
-        remaining = self.store.ticket_status().get("pending", 0)
-        others = {owner for owner, _, _ in self.store.leases() if owner != self.owner}
-        return claim_size(self.task.batch_size, remaining, max(self.workers, len(others) + 1), self.seconds_per_ticket)
+        if self._pending is None or self._pending < 4 * CLAIM_SHARE * self._workers * self.task.batch_size:
+            self._pending = self.store.ticket_status().get("pending", 0)
+            others = {owner for owner, _, _ in self.store.leases() if owner != self.owner}
+            self._workers = max(self.workers, len(others) + 1)
+        size = claim_size(self.task.batch_size, self._pending, self._workers, self.seconds_per_ticket)
+        self._pending -= size * self._workers  # the others claim too: a pessimistic guess until the next count
+        return size
 
     def run_until_idle(self, should_stop: Callable[[], bool] = _never) -> None:
         """Run tickets until none is open (pending, or leased to another worker) or ``should_stop``."""
