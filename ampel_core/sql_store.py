@@ -299,7 +299,9 @@ class SqlStore:
 
     # --- reading ---------------------------------------------------------------------------
     def _datapoints(self, rows: Iterable[tuple[Any, ...]]) -> list[DataPoint]:
-        return [DataPoint.from_body(dp, stock, tuple(orjson.loads(tags)), orjson.loads(body)) for dp, stock, tags, body in rows]
+        decoded: dict[str, tuple[str, ...]] = {}  # a stock's datapoints share a few tag lists: decode each once
+        return [DataPoint.from_body(dp, stock, decoded.get(tags) or decoded.setdefault(tags, tuple(orjson.loads(tags))),
+                                    orjson.loads(body)) for dp, stock, tags, body in rows]
 
     def get_datapoints(self, stock: int, ids: Iterable[int]) -> list[DataPoint]:
         """The datapoints of ``stock`` with these ids, in the order of ``ids`` (unknown ids left out)."""

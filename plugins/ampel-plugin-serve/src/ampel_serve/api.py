@@ -380,7 +380,7 @@ def latest(request: Request, team: TeamDep, format: FormatQuery = Format.json,
            channel: Annotated[str | None, Query(max_length=200, description="one of the team's channels (default: all)")] = None,
            unit: Annotated[str | None, Query(max_length=200, description="select by this T2 unit's latest result")] = None,
            path: Annotated[str | None, Query(alias="field", max_length=200,
-                                             description="a field of that result's body (dotted: fit.z, class)")] = None,
+                                             description="a field of that result's body (dotted: parameters.z, classification)")] = None,
            minimum: Annotated[float | None, Query(alias="min", description="the field's value is at least this")] = None,
            maximum: Annotated[float | None, Query(alias="max", description="the field's value is at most this")] = None,
            equals: Annotated[str | None, Query(max_length=200, description="the field's value (as text), e.g. a class")] = None,
@@ -388,7 +388,7 @@ def latest(request: Request, team: TeamDep, format: FormatQuery = Format.json,
     """The team's stocks, most recently updated first. With ``unit``, only stocks whose newest
     successful result of that unit (one the team may see) exists and, with ``field``, whose value
     there passes ``min``/``max``/``equals`` — e.g. the latest SN Ia candidates:
-    ``unit=T2Classifier&field=class&equals=SNIa``. Such a search reads at most `SCAN_LIMIT` of
+    ``unit=T2Classifier&field=classification&equals=SNIa``. Such a search reads at most `SCAN_LIMIT` of
     the newest stocks."""
     if channel is not None and channel not in team.channels:
         raise HTTPException(404, f"no channel {channel!r} among your channels")
