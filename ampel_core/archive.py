@@ -48,16 +48,30 @@ MANIFEST = "archive.json"
 _SPILL_ROWS = 20_000  # rows held per partition before they are spilled to a temporary file
 
 
-def _pyarrow() -> Any:
-    import pyarrow  # type: ignore[import-untyped]  # imported on use: `ampel config build` stays fast
+_NEEDS = "archives need pyarrow and fastavro: pip install 'ampel-core[parquet]' fastavro"
 
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow  # type: ignore[import-untyped]  # imported on use: `ampel config build` stays fast
+    except ImportError:
+        raise AmpelError(_NEEDS) from None
     return pyarrow
 
 
 def _parquet() -> Any:
+    _pyarrow()
     import pyarrow.parquet  # type: ignore[import-untyped]
 
     return pyarrow.parquet
+
+
+def _fastavro() -> Any:
+    try:
+        import fastavro
+    except ImportError:
+        raise AmpelError(_NEEDS) from None
+    return fastavro
 
 
 def partition_file(index: int) -> str:
@@ -204,8 +218,7 @@ def parquet_rows(path: str) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
 
 def parquet_records(path: str) -> Iterator[SourceRecord]:
     """One record per row of a Parquet export: a one-record Avro container (origin ``FILE#ROW``)."""
-    import fastavro
-
+    fastavro = _fastavro()
     schema, rows = parquet_rows(path)
     parsed = fastavro.parse_schema(schema)
     for number, row in enumerate(rows):
@@ -226,8 +239,7 @@ def split_record(record: SourceRecord) -> list[SourceRecord]:
     if payload[:2] == b"\x1f\x8b":
         payload = gzip.decompress(payload)
     if payload[:4] == _AVRO_MAGIC:
-        import fastavro
-
+        fastavro = _fastavro()
         reader = fastavro.reader(io.BytesIO(payload))
         pieces = []
         for number, row in enumerate(reader):
