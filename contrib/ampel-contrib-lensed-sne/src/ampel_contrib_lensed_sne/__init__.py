@@ -1,0 +1,1 @@
+"""AMPEL units for the search for gravitationally lensed supernovae in ZTF data"""
