@@ -6,7 +6,7 @@ DISTRIBUTION = "ampel-contrib-lensed-sne"
 
 UNITS = {
     "LensedSNFilter": 0,
-    "T2LensedSNRise": 2,
+    "T2LensedSNColours": 2,
     "T3LensedSNReport": 3,
 }
 
