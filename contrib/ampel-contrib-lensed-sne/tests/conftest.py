@@ -1,32 +1,101 @@
-"""Fixtures of this package's tests: a registry that knows exactly the core's built-ins and this
-package (whatever else is installed), and the bundled sample alerts."""
+"""Fixtures of this package's tests: a registry that knows the core's built-ins, the plugins this
+package builds on (ztf, sncosmo, catalogs) and this package, whatever else is installed; the real
+ZTF alerts shipped with AMPEL; cadences drawn from them; and a scratch catalogue folder."""
 
+from __future__ import annotations
+
+import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ampel_core.models import Alert
 from ampel_core.registry import Registry
 from ampel_core.unit_check import read_alerts
 
+from ampel_catalogs import plugin as catalogs_plugin
 from ampel_contrib_lensed_sne import plugin
+from ampel_contrib_lensed_sne.simulate import Cadence, cadences
+from ampel_sncosmo import plugin as sncosmo_plugin
+from ampel_ztf import plugin as ztf_plugin
 
 DATA = Path(__file__).parent / "data"
+PACKAGE = Path(__file__).parent.parent
+#: The repository root (contrib/<package>/../..), where AMPEL's shipped ZTF sample and GWGC live
+REPOSITORY = PACKAGE.parent.parent
+ZTF_SAMPLE = REPOSITORY / "docs" / "examples" / "data" / "ztf"
+GWGC = REPOSITORY / "docs" / "examples" / "data" / "catalogs" / "gwgc" / "gwgc_good.csv"
+GALAXY_COLUMNS = {"ra": "RAJ2000", "dec": "DEJ2000", "id": "NED_name", "keep": ["maj", "min", "PAHyp", "Dist"]}
 
 
 @pytest.fixture
-def registry(register_plugin) -> Registry:
-    """This package registered through its plugin module, as the ``ampel`` entry point would; the
-    ``register_plugin`` fixture of ampel_core.testing blocks discovery of other installed plugins."""
-    return register_plugin(plugin, "ampel-contrib-lensed-sne")
+def registry(register_plugin: Any) -> Registry:
+    """This package and the plugins it builds on, registered through their plugin modules as the
+    ``ampel`` entry points would; ``register_plugin`` (ampel_core.testing) blocks the discovery of
+    anything else installed."""
+    register_plugin(ztf_plugin, "ampel-plugin-ztf")
+    register_plugin(sncosmo_plugin, "ampel-plugin-sncosmo")
+    register_plugin(catalogs_plugin, "ampel-plugin-catalogs")
+    return register_plugin(plugin, "ampel-contrib-lensed-sne")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def ztf_alerts() -> list[Alert]:
+    """The 62 real ZTF alerts shipped with AMPEL (docs/examples/data/ztf, see its README.md)."""
+    if not ZTF_SAMPLE.is_dir():
+        pytest.skip(f"needs AMPEL's shipped ZTF sample in {ZTF_SAMPLE} (a checkout of the AMPEL repository)")
+    return read_alerts(ZTF_SAMPLE, format="ztf", pattern="*.avro")
+
+
+@pytest.fixture(scope="session")
+def sn2021rhu(ztf_alerts: list[Alert]) -> list[Alert]:
+    """The 34 alerts of SN 2021rhu (ZTF21abiuvdk), a normal SN Ia in NGC 7814, in time order."""
+    return sorted((a for a in ztf_alerts if a.stock_name == "ZTF21abiuvdk"), key=lambda a: a.trigger.time)
+
+
+@pytest.fixture(scope="session")
+def ztf_cadences(ztf_alerts: list[Alert]) -> list[Cadence]:
+    """Epochs (time, band, noise) of every shipped object with at least 20 of them."""
+    return cadences(ztf_alerts)
 
 
 @pytest.fixture
-def sample_alerts(registry: Registry) -> list[Alert]:
-    """Real ZTF alerts, in the order they were issued (see tests/data/README.md)."""
-    return read_alerts(DATA / "sample_alerts.jsonl", format="json", registry=registry)
+def catalogs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A scratch $AMPEL_CATALOGS, where catalogue files are imported on first use."""
+    monkeypatch.setenv("AMPEL_CATALOGS", str(tmp_path / "catalogs"))
+    return tmp_path / "catalogs"
+
+
+def write_catalog(path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write galaxy rows (GWGC's columns) as CSV; return the `catalog` config of a unit that reads it."""
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return {"file": str(path), **GALAXY_COLUMNS}
+
+
+Analyse = Any  # Callable[[Sequence[DataPoint], dict, ...], dict[str, dict]]
 
 
 @pytest.fixture
-def sn2021rhu(sample_alerts: list[Alert]) -> list[Alert]:
-    """The six alerts of SN 2021rhu (ZTF21abiuvdk), from its first detection to its decline."""
-    return [alert for alert in sample_alerts if alert.stock_name == "ZTF21abiuvdk"]
+def analyse() -> Analyse:
+    """Run T2HostGalaxy, T2SNCosmoFit and T2LensedSNColours, as the job configures them, on the state
+    of ``datapoints``; return the three result bodies by unit name (and the state as ``state``)."""
+    from ampel_catalogs.hosts import T2HostGalaxy
+    from ampel_core.testing import run_unit, state_view
+    from ampel_sncosmo.fit import T2SNCosmoFit
+
+    from ampel_contrib_lensed_sne.t2_colours import T2LensedSNColours
+
+    def run(datapoints: Any, catalog: dict[str, Any], name: str = "test", **config: Any) -> dict[str, Any]:
+        unit = T2LensedSNColours(host={"catalog": catalog}, **config)
+        fit_config = dict(unit.fit, redshift={**unit.fit["redshift"], "config": unit.host})
+        unit = T2LensedSNColours(**{**unit.model_dump(), "fit": fit_config})
+        state = state_view(list(datapoints), name=name)
+        host = run_unit(T2HostGalaxy, state, **unit.host)
+        fit = run_unit(T2SNCosmoFit, state, {"T2HostGalaxy": host}, **unit.fit)
+        result = run_unit(unit, state, {"T2HostGalaxy": host, "T2SNCosmoFit": fit})
+        return {"state": state, "T2HostGalaxy": host, "T2SNCosmoFit": fit, "T2LensedSNColours": result}
+
+    return run
