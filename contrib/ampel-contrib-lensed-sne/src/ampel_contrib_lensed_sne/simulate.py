@@ -26,7 +26,8 @@ from typing import Any
 
 from ampel_core.models import Alert, DataPoint
 
-__all__ = ["ABSOLUTE_MAGNITUDE", "Cadence", "SimulatedSN", "cadences", "galaxy_row", "observe", "salt2_model"]
+__all__ = ["ABSOLUTE_MAGNITUDE", "Cadence", "SimulatedSN", "cadences", "galaxy_row", "observe", "salt2_model",
+           "simulated_event"]
 
 ABSOLUTE_MAGNITUDE = -19.3  # Bessell B, AB, of a SN Ia with x1 = 0, c = 0
 _ZP = 25.0
@@ -156,7 +157,18 @@ def galaxy_row(name: str, ra: float, dec: float, z: float, diameter_kpc: float =
             "PAHyp": position_angle, "Dist": float(Planck18.luminosity_distance(z).to_value(u.Mpc))}
 
 
-def positions(count: int, rng: Any, dec_range: Sequence[float] = (-20.0, 60.0)) -> list[tuple[float, float]]:
-    """``count`` sky positions away from the Galactic plane's worst, at least 1 degree apart
-    (on a grid in RA with random Dec)."""
-    return [((index * 7.3 + 1.0) % 360.0, float(rng.uniform(*dec_range))) for index in range(count)]
+def simulated_event(rng: Any, cadence: Cadence, *, stock: int, ra: float, dec: float, lensed: bool,
+                    z_source: float, z_lens: float, magnification: float = 1.0, t0: float = 59000.0,
+                    window: tuple[float, float] = (-30.0, 90.0)) -> tuple[SimulatedSN, dict[str, Any]]:
+    """A SN Ia (x1 ~ N(0, 1), c ~ N(0, 0.1), M_B ~ N(-19.3, 0.1)) at ``z_source`` magnified by
+    ``magnification``, observed at ``cadence``, and its galaxy row: the lens at ``z_lens`` (lensed) or
+    the host (unlensed: give ``z_lens`` = ``z_source``), 1 arcsec from the supernova."""
+    x1, c = float(rng.normal(0, 1)), float(rng.normal(0, 0.1))
+    absolute = ABSOLUTE_MAGNITUDE + float(rng.normal(0, 0.1))
+    model = salt2_model(z_source, t0, x1=x1, c=c, magnification=magnification, absolute_magnitude=absolute)
+    name = f"SIM{stock:05d}"
+    points = observe(model, cadence, rng, stock=stock, ra=ra, dec=dec, window=window)
+    truth = {"z_source": z_source, "z_lens": z_lens, "magnification": magnification, "x1": x1, "c": c,
+             "absolute_magnitude": absolute, "t0": t0}
+    row = galaxy_row(f"GAL{stock:05d}", ra + 1.0 / 3600, dec, z_lens)
+    return SimulatedSN(name, lensed, truth, tuple(points)), row
