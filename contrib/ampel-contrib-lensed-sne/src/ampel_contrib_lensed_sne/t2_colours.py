@@ -16,6 +16,11 @@ state, and computes:
 - ``candidate``: the fit succeeded, at least ``min_cuts_passed`` cuts passed, a host with a redshift
   was found (unless ``require_host`` is false) and the magnification estimate is at least
   ``min_magnification``.
+
+Why the magnification test: the seed's colour table is about as red as a normal SN Ia (c = 0) at
+z ~ 0.25 is in the observer frame, so an unlensed SN Ia in a host at z >~ 0.25 passes the colour
+cuts as well; what tells it from a lensed one behind a lens at that redshift is that it is no
+brighter than a SN Ia there could be (docs/tutorial-lensed-sne.md has the numbers).
 """
 
 from __future__ import annotations
@@ -76,7 +81,10 @@ class T2LensedSNColours(TiedStateUnit):
                     "candidate's colour is greater. Default: the seed's table.")
     min_cuts_passed: int = Field(7, ge=0, le=9, description="Cuts a candidate passes at least.")
     require_host: bool = Field(True, description="A candidate needs a host galaxy with a redshift.")
-    min_magnification: float = Field(0.0, ge=0, description="Smallest magnification estimate of a candidate.")
+    min_magnification: float = Field(
+        1.5, ge=0, description="Smallest magnification estimate of a candidate (1.5: 0.44 mag brighter than a standard "
+                               "SN Ia at the host's redshift, three times the intrinsic scatter of 0.15 mag); 0: no "
+                               "magnification test.")
     min_band_points: int = Field(3, ge=1, description="Points a band needs to carry the magnification estimate.")
 
     def dependencies(self) -> list[UnitRef]:

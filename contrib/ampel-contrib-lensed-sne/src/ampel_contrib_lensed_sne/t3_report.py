@@ -19,14 +19,21 @@ UNIT = "T2LensedSNColours"
 
 
 def ranking_score(result: JSON | None) -> float:
-    """The number of colour cuts passed plus tanh(combined significance / 5) (between -1 and 1, so
-    that cuts passed count first and the significance orders equals), plus 10 for a candidate;
-    -inf without a result."""
+    """10 for a candidate, plus the number of colour cuts passed, plus tanh(combined significance / 5)
+    and the magnitudes by which the fitted peak outshines a standard SN Ia at the host's redshift
+    (2.5 log10 of the magnification estimate), each clipped to [-1, 1]: candidates first, then cuts
+    passed, then how significant and how bright. -inf without a result."""
     if not result:
         return -math.inf
     significance = result.get("significance")
-    tie = math.tanh(significance / 5) if isinstance(significance, (int, float)) and math.isfinite(significance) else -1
-    return 10.0 * bool(result.get("candidate")) + float(result.get("cuts_passed") or 0) + tie
+    colour = math.tanh(significance / 5) if _finite(significance) else -1.0
+    magnification = (result.get("magnification") or {}).get("value")
+    brighter = max(-1.0, min(1.0, 2.5 * math.log10(magnification))) if _finite(magnification) and magnification > 0 else -1.0
+    return 10.0 * bool(result.get("candidate")) + float(result.get("cuts_passed") or 0) + colour + brighter
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class T3LensedSNReport(ReactUnit):
