@@ -54,6 +54,14 @@ def sn2021rhu(ztf_alerts: list[Alert]) -> list[Alert]:
 
 
 @pytest.fixture(scope="session")
+def sn2021rhu_light_curve(sn2021rhu: list[Alert]) -> list[Any]:
+    """Every datapoint of SN 2021rhu's 34 alerts, once (the state the store builds from all of them;
+    one alert carries only 30 days of history)."""
+    points = {dp.id: dp for alert in sn2021rhu for dp in alert.datapoints}
+    return sorted(points.values(), key=lambda dp: (dp.time, dp.id))
+
+
+@pytest.fixture(scope="session")
 def ztf_cadences(ztf_alerts: list[Alert]) -> list[Cadence]:
     """Epochs (time, band, noise) of every shipped object with at least 20 of them."""
     return cadences(ztf_alerts)
