@@ -10,9 +10,13 @@ state, and computes:
 - each colour against the seed's cut (a lensed candidate is redder: colour > cut), with its
   significance (colour - cut) / error, the number of cuts passed, and a combined significance
   (Stouffer: the sum of the significances over the square root of their number);
-- the magnification estimate: the fitted model's peak flux over that of a standard SN Ia (SALT2,
-  x1 = 0, c = 0, M_B = -19.3 AB, Planck18) at the host's redshift, in the reddest band with at
-  least ``min_band_points`` fitted points (the band least affected by the colour difference);
+- the magnification estimate: the fitted SN's peak brightness over that of a standard SN Ia at the
+  host's redshift: ``x0`` of the fit over ``x0`` of a SALT2 SN Ia with the fitted ``x1`` and ``c``
+  whose peak absolute magnitude follows Tripp's standardisation, M_B = -19.3 - alpha x1 + beta c
+  (Bessell B, AB, Planck18 distances). A lensed SN fitted at the lens's redshift needs a red ``c``
+  to match its colours and is too bright for that colour: its estimate is large. Per band, the
+  fitted model's peak flux over that of a SN Ia with x1 = 0, c = 0 at the host's redshift is
+  reported as well (``per_band``);
 - ``candidate``: the fit succeeded, at least ``min_cuts_passed`` cuts passed, a host with a redshift
   was found (unless ``require_host`` is false) and the magnification estimate is at least
   ``min_magnification``.
@@ -66,7 +70,7 @@ class T2LensedSNColours(TiedStateUnit):
     |model - GP| / combined error, or None), ``cuts_passed``, ``cuts_evaluated``, ``significance``
     (combined), ``t0`` (MJD), ``fit`` (``{"success", "z", "chi2", "ndof", "parameters"}``), ``host``
     (``{"name", "z", "distance", "separation", "dlr"}`` or None), ``magnification``
-    (``{"value", "band", "per_band", "host_z"}`` or None), ``candidate`` (bool), ``reasons`` (why
+    (``{"value", "method", "alpha", "beta", "per_band", "host_z"}`` or None), ``candidate`` (bool), ``reasons`` (why
     not a candidate), ``inputs`` (``{"state", "fit", "host"}``: the state and the units whose
     results on it this result used).
     """
@@ -82,10 +86,11 @@ class T2LensedSNColours(TiedStateUnit):
     min_cuts_passed: int = Field(7, ge=0, le=9, description="Cuts a candidate passes at least.")
     require_host: bool = Field(True, description="A candidate needs a host galaxy with a redshift.")
     min_magnification: float = Field(
-        1.5, ge=0, description="Smallest magnification estimate of a candidate (1.5: 0.44 mag brighter than a standard "
-                               "SN Ia at the host's redshift, three times the intrinsic scatter of 0.15 mag); 0: no "
-                               "magnification test.")
-    min_band_points: int = Field(3, ge=1, description="Points a band needs to carry the magnification estimate.")
+        2.0, ge=0, description="Smallest magnification estimate of a candidate (2: 0.75 mag brighter than a standard "
+                               "SN Ia at the host's redshift, five times the scatter of 0.15 mag after standardisation);"
+                               " 0: no magnification test.")
+    alpha: float = Field(0.141, description="Tripp's stretch coefficient (Betoule et al. 2014) of the magnification estimate.")
+    beta: float = Field(3.101, description="Tripp's colour coefficient (Betoule et al. 2014) of the magnification estimate.")
 
     def dependencies(self) -> list[UnitRef]:
         return [UnitRef("T2SNCosmoFit", self.fit), UnitRef("T2HostGalaxy", self.host)]
@@ -185,15 +190,22 @@ class T2LensedSNColours(TiedStateUnit):
         result["gp_tension"] = max(tensions) if tensions else None
 
     def _magnification(self, model: Any, bandpasses: dict[str, Any], fit: JSON, host: JSON | None) -> JSON | None:
-        """Peak flux of the fitted model over that of a standard SN Ia at the host's redshift, per band."""
+        """How much brighter the fitted SN is than a standard SN Ia at the host's redshift (see the class)."""
         if host is None or host.get("z") is None or not host["z"] > 0:
             return None
         import numpy as np
 
         from ampel_contrib_lensed_sne.simulate import salt2_model
 
-        t0 = float(model.get("t0"))
-        reference = salt2_model(float(host["z"]), t0, absolute_magnitude=ABSOLUTE_MAGNITUDE)
+        z, t0 = float(host["z"]), float(model.get("t0"))
+        parameters = fit["parameters"]
+        x1, c = float(parameters.get("x1", 0.0)), float(parameters.get("c", 0.0))
+        # the standardised value: x0 of the fit over x0 of a SN Ia with the fitted x1 and c whose peak
+        # M_B follows Tripp's relation, at the host's redshift
+        tripp = salt2_model(z, t0, x1=x1, c=c, absolute_magnitude=ABSOLUTE_MAGNITUDE - self.alpha * x1 + self.beta * c)
+        value = float(parameters["x0"]) / float(tripp.get("x0")) if "x0" in parameters else None
+        # and, per band, the fitted model's peak flux over that of a SN Ia with x1 = 0, c = 0
+        reference = salt2_model(z, t0)
         times = t0 + np.arange(-20.0, 60.0, 0.5)
         per_band: dict[str, float | None] = {}
         for band, bandpass in bandpasses.items():
@@ -203,11 +215,8 @@ class T2LensedSNColours(TiedStateUnit):
                 peaks.append(float(np.max(item.bandflux(bandpass, times, zp=25.0, zpsys="ab"))) if covered else math.nan)
             ratio = peaks[0] / peaks[1] if peaks[1] > 0 else math.nan
             per_band[band] = ratio if math.isfinite(ratio) else None
-        counts = fit.get("points_per_band") or {}
-        usable = [b for b in ("ztfi", "ztfr", "ztfg") if counts.get(b, 0) >= self.min_band_points
-                  and per_band.get(b) is not None]
-        band = usable[0] if usable else None
-        return {"value": per_band[band] if band else None, "band": band, "per_band": per_band, "host_z": host["z"]}
+        return {"value": value if value is not None and math.isfinite(value) else None, "method": "tripp",
+                "alpha": self.alpha, "beta": self.beta, "per_band": per_band, "host_z": z}
 
     def _reasons(self, result: JSON, fit: JSON, host: JSON | None) -> list[str]:
         reasons = []
