@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ampel_catalogs import plugin as catalogs_plugin
 from ampel_core.models import Alert
 from ampel_core.registry import Registry
 from ampel_core.unit_check import read_alerts
-
-from ampel_catalogs import plugin as catalogs_plugin
-from ampel_contrib_lensed_sne import plugin
-from ampel_contrib_lensed_sne.simulate import Cadence, cadences
 from ampel_sncosmo import plugin as sncosmo_plugin
 from ampel_ztf import plugin as ztf_plugin
+
+from ampel_contrib_lensed_sne import plugin
+from ampel_contrib_lensed_sne.simulate import Cadence, cadences
 
 DATA = Path(__file__).parent / "data"
 PACKAGE = Path(__file__).parent.parent

@@ -10,10 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from ampel_core.models import Alert
-from conftest import GWGC, GALAXY_COLUMNS, Analyse
 
 from ampel_contrib_lensed_sne.colours import COLOUR_CUTS, COLOURS, flux_colours, gp_fluxes, model_colour_errors
+from conftest import GALAXY_COLUMNS, GWGC, Analyse
 
 
 @pytest.fixture
@@ -28,7 +27,6 @@ def direct_model(fit: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The fitted SALT2 model built with sncosmo from the shipped model files (not through the unit),
     and the ZTF bandpasses as sncosmo loads them (ampel-plugin-sncosmo's offline loader)."""
     import sncosmo
-
     from ampel_sncosmo.datafiles import SHIPPED_DATA_DIR, load_bandpass, search_path
 
     directory = SHIPPED_DATA_DIR / "models" / "salt2" / "salt2-4"

@@ -16,6 +16,7 @@ from ampel_core.jobs import load_job
 from ampel_core.registry import Registry
 from ampel_core.store import open_store
 from ampel_core.testing import store_fingerprint
+
 from conftest import GWGC, PACKAGE, REPOSITORY, ZTF_SAMPLE
 
 JOB = PACKAGE / "jobs" / "lensed-search.yml"

@@ -6,15 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ampel_catalogs.units import datapoint_position
 from ampel_core.models import Alert
 from ampel_core.testing import run_unit
 from ampel_core.unit_check import assert_unit_contract
 from ampel_core.units import Reject
-from conftest import write_catalog
-
-from ampel_catalogs.units import datapoint_position
-from ampel_contrib_lensed_sne.t0_filter import LensedSNFilter
 from ampel_ztf.filters import ZTFDecentFilter
+
+from ampel_contrib_lensed_sne.t0_filter import LensedSNFilter
+from conftest import write_catalog
 
 
 def positives(alert: Alert) -> tuple[int, int]:

@@ -10,11 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from ampel_core.models import Alert
-from conftest import GALAXY_COLUMNS, GWGC, Analyse, write_catalog
 
 from ampel_contrib_lensed_sne.simulate import Cadence, simulated_event
 from ampel_contrib_lensed_sne.t2_colours import T2LensedSNColours
+from conftest import GALAXY_COLUMNS, GWGC, Analyse, write_catalog
 
 #: three real cadences of the shipped sample: g+r over 71 days, g+r over 79 days, g+r+i over 27 days
 CADENCES = ("ZTF20abyfpze", "ZTF21abiuvdk", "ZTF25acldfsf")

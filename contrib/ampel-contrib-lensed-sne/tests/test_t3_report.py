@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 from ampel_core.testing import run_unit, stock_view
 from ampel_core.views import StockView
-from conftest import Analyse, write_catalog
 
 from ampel_contrib_lensed_sne.simulate import Cadence, simulated_event
 from ampel_contrib_lensed_sne.t3_report import T3LensedSNReport, ranking_score
+from conftest import Analyse, write_catalog
 
 
 def test_lensed_events_rank_above_unlensed_ones(ztf_cadences: list[Cadence], tmp_path: Path, catalogs: Path,

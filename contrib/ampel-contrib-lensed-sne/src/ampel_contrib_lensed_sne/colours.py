@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["COLOURS", "COLOUR_CUTS", "PHASES", "colour_significance", "flux_colours", "gp_fluxes", "model_colour_errors",
-           "model_colours", "phase_key"]
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+__all__ = ["COLOURS", "COLOUR_CUTS", "PHASES", "colour_significance", "flux_colours", "gp_fluxes",
+           "model_colour_errors", "model_colours", "phase_key"]
 
 #: The colours (first band minus second band), by name
 COLOURS: dict[str, tuple[str, str]] = {"g-r": ("ztfg", "ztfr"), "g-i": ("ztfg", "ztfi"), "r-i": ("ztfr", "ztfi")}
@@ -76,8 +79,8 @@ def model_colour_errors(model: Any, bandpasses: Mapping[str, Any], names: Sequen
                         covariance: Sequence[Sequence[float]], phases: Sequence[float] = PHASES,
                         colours: Mapping[str, tuple[str, str]] = COLOURS) -> dict[str, dict[str, float | None]]:
     """1-sigma errors of `model_colours` from the fit's ``covariance`` over the parameters ``names``
-    (e.g. t0, x0, x1, c): sigma^2 = J C J^T with J the colours' derivatives (central differences of
-    a step of 1e-3 sigma... 1e-2 sigma of each parameter). The phases follow t0 (t0 is among the
+    (e.g. t0, x0, x1, c): sigma^2 = J C J^T with J the colours' derivatives (central differences with
+    a step of 1/100 of each parameter's sigma). The phases follow t0 (t0 is among the
     parameters), as in the measurement. The model is restored afterwards."""
     import numpy as np
 
@@ -108,7 +111,7 @@ def model_colour_errors(model: Any, bandpasses: Mapping[str, Any], names: Sequen
     return errors
 
 
-def gp_fluxes(time: Sequence[float], flux: Sequence[float], flux_err: Sequence[float], at: Sequence[float],
+def gp_fluxes(time: ArrayLike, flux: ArrayLike, flux_err: ArrayLike, at: Sequence[float],
               length_scales: Sequence[float] = (5.0, 10.0, 20.0, 40.0)) -> tuple[list[float], list[float]]:
     """Gaussian-process mean and 1-sigma error of the flux at the times ``at`` (same units as the
     input), from one band's measurements. Kernel: ``A^2 exp(-(t - t')^2 / (2 l^2))`` plus each

@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,9 +79,8 @@ def salt2_model(z: float, t0: float, x1: float = 0.0, c: float = 0.0, magnificat
     """An sncosmo SALT2 2.4 model at ``z`` whose peak is ``absolute_magnitude`` (Bessell B, AB, at
     Planck18's luminosity distance) brightened by ``magnification``."""
     import sncosmo
-    from astropy.cosmology import Planck18
-
     from ampel_sncosmo.datafiles import load_source, search_path
+    from astropy.cosmology import Planck18
 
     model = sncosmo.Model(load_source("salt2", "2.4", search_path(None)).value)
     model.set(z=z, t0=t0, x1=x1, c=c)
@@ -105,7 +104,6 @@ def observe(model: Any, cadence: Cadence, rng: Any, *, stock: int, ra: float, de
     """Measurements of ``model`` at the epochs of ``cadence`` (repeated to cover ``window``,
     observer-frame days from the model's t0, with a random start), with Gaussian noise."""
     import numpy as np
-
     from ampel_sncosmo.datafiles import load_bandpass, search_path
 
     t0 = float(model.get("t0"))

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, PrivateAttr
-
 from ampel_catalogs.units import CatalogVetoFilter, VetoCatalog
 from ampel_core.models import Alert
 from ampel_core.units import AlertFilter, Reject
 from ampel_ztf.filters import ZTFDecentFilter
+from pydantic import Field, PrivateAttr
 
 __all__ = ["LensedSNFilter"]
 

@@ -33,6 +33,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ampel_core.units import JSON, TiedStateUnit, UnitRef
 from pydantic import Field
 
 from ampel_contrib_lensed_sne.colours import (
@@ -47,7 +48,6 @@ from ampel_contrib_lensed_sne.colours import (
     phase_key,
 )
 from ampel_contrib_lensed_sne.simulate import ABSOLUTE_MAGNITUDE
-from ampel_core.units import JSON, TiedStateUnit, UnitRef
 
 if TYPE_CHECKING:
     from ampel_core.views import StateView
@@ -55,7 +55,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_FIT", "DEFAULT_HOST", "T2LensedSNColours"]
 
 DEFAULT_FIT: dict[str, Any] = {
-    "source": "salt2", "source_version": "2.4", "bounds": {"x1": [-5, 5], "c": [-0.5, 3.0]}, "min_detections": 5, "minsnr": 3.0,
+    "source": "salt2", "source_version": "2.4", "bounds": {"x1": [-5, 5], "c": [-0.5, 3.0]}, "min_detections": 5,
+    "minsnr": 3.0,
     "redshift": {"kind": "dependency", "unit": "T2HostGalaxy", "key": "z", "range": [0.01, 0.5]},
 }
 DEFAULT_HOST: dict[str, Any] = {"catalog": "gwgc"}
@@ -87,10 +88,10 @@ class T2LensedSNColours(TiedStateUnit):
     require_host: bool = Field(True, description="A candidate needs a host galaxy with a redshift.")
     min_magnification: float = Field(
         2.0, ge=0, description="Smallest magnification estimate of a candidate (2: 0.75 mag brighter than a standard "
-                               "SN Ia at the host's redshift, five times the scatter of 0.15 mag after standardisation);"
-                               " 0: no magnification test.")
-    alpha: float = Field(0.141, description="Tripp's stretch coefficient (Betoule et al. 2014) of the magnification estimate.")
-    beta: float = Field(3.101, description="Tripp's colour coefficient (Betoule et al. 2014) of the magnification estimate.")
+                               "SN Ia at the host's redshift, five times the scatter of 0.15 mag after "
+                               "standardisation); 0: no magnification test.")
+    alpha: float = Field(0.141, description="Tripp's stretch coefficient (Betoule et al. 2014) for the magnification.")
+    beta: float = Field(3.101, description="Tripp's colour coefficient (Betoule et al. 2014) for the magnification.")
 
     def dependencies(self) -> list[UnitRef]:
         return [UnitRef("T2SNCosmoFit", self.fit), UnitRef("T2HostGalaxy", self.host)]
@@ -121,7 +122,6 @@ class T2LensedSNColours(TiedStateUnit):
         """The fitted sncosmo model (source, version and every parameter of the fit result) and the
         ZTF bandpasses, from the files T2SNCosmoFit reads."""
         import sncosmo
-
         from ampel_sncosmo.datafiles import load_bandpass, load_source, search_path
 
         folders = search_path(self.fit.get("data_dir"))
@@ -212,7 +212,8 @@ class T2LensedSNColours(TiedStateUnit):
             peaks = []
             for item in (model, reference):
                 covered = item.minwave() <= bandpass.minwave() and bandpass.maxwave() <= item.maxwave()
-                peaks.append(float(np.max(item.bandflux(bandpass, times, zp=25.0, zpsys="ab"))) if covered else math.nan)
+                flux = item.bandflux(bandpass, times, zp=25.0, zpsys="ab") if covered else [math.nan]
+                peaks.append(float(np.max(flux)))
             ratio = peaks[0] / peaks[1] if peaks[1] > 0 else math.nan
             per_band[band] = ratio if math.isfinite(ratio) else None
         return {"value": value if value is not None and math.isfinite(value) else None, "method": "tripp",

@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-from pydantic import Field
+from typing import Any, TypeGuard
 
 from ampel_core.provenance import canonical_json
 from ampel_core.units import JSON, ReactUnit
 from ampel_core.views import StockView
+from pydantic import Field
 
 __all__ = ["T3LensedSNReport", "ranking_score"]
 
@@ -28,11 +27,13 @@ def ranking_score(result: JSON | None) -> float:
     significance = result.get("significance")
     colour = math.tanh(significance / 5) if _finite(significance) else -1.0
     magnification = (result.get("magnification") or {}).get("value")
-    brighter = max(-1.0, min(1.0, 2.5 * math.log10(magnification))) if _finite(magnification) and magnification > 0 else -1.0
+    brighter = -1.0
+    if _finite(magnification) and magnification > 0:
+        brighter = max(-1.0, min(1.0, 2.5 * math.log10(magnification)))
     return 10.0 * bool(result.get("candidate")) + float(result.get("cuts_passed") or 0) + colour + brighter
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -103,7 +104,6 @@ class T3LensedSNReport(ReactUnit):
         import matplotlib.pyplot as plt
         import numpy as np
         import sncosmo
-
         from ampel_sncosmo.datafiles import load_bandpass, load_source, search_path
 
         result = view.results[UNIT]
