@@ -98,8 +98,6 @@ def analyse() -> Analyse:
 
     def run(datapoints: Any, catalog: dict[str, Any], name: str = "test", **config: Any) -> dict[str, Any]:
         unit = T2LensedSNColours(host={"catalog": catalog}, **config)
-        fit_config = dict(unit.fit, redshift={**unit.fit["redshift"], "config": unit.host})
-        unit = T2LensedSNColours(**{**unit.model_dump(), "fit": fit_config})
         state = state_view(list(datapoints), name=name)
         host = run_unit(T2HostGalaxy, state, **unit.host)
         fit = run_unit(T2SNCosmoFit, state, {"T2HostGalaxy": host}, **unit.fit)

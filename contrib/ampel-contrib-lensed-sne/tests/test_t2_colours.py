@@ -87,5 +87,7 @@ def test_the_dependencies_are_the_fit_and_the_host_with_their_configs() -> None:
     fit, host = unit.dependencies()
     assert (fit.unit, host.unit) == ("T2SNCosmoFit", "T2HostGalaxy")
     assert fit.config == unit.fit and host.config == {"catalog": "gwgc"}
+    # the fit takes its redshift from the very host result this unit reads
+    assert fit.config["redshift"]["config"] == host.config
     with pytest.raises(ValueError, match="min_cuts_passed"):
         T2LensedSNColours(min_cuts_passed=10)

@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ampel_core.units import JSON, TiedStateUnit, UnitRef
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ampel_contrib_lensed_sne.colours import (
     COLOUR_CUTS,
@@ -77,7 +77,8 @@ class T2LensedSNColours(TiedStateUnit):
     """
 
     fit: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_FIT),
-                                description="Config of the T2SNCosmoFit this unit reads (its t0 and model).")
+                                description="Config of the T2SNCosmoFit this unit reads (its t0 and model); a "
+                                            "redshift from T2HostGalaxy without a config gets `host`.")
     host: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_HOST),
                                  description="Config of the T2HostGalaxy this unit reads (host and redshift).")
     cuts: dict[str, dict[str, float]] = Field(
@@ -92,6 +93,20 @@ class T2LensedSNColours(TiedStateUnit):
                                "standardisation); 0: no magnification test.")
     alpha: float = Field(0.141, description="Tripp's stretch coefficient (Betoule et al. 2014) for the magnification.")
     beta: float = Field(3.101, description="Tripp's colour coefficient (Betoule et al. 2014) for the magnification.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fit_at_the_host_redshift(cls, data: Any) -> Any:
+        """A fit whose redshift comes from T2HostGalaxy without a config takes this unit's ``host``
+        config: the fit then uses the very host result this unit reads."""
+        if not isinstance(data, dict):
+            return data
+        fit = dict(data.get("fit") or DEFAULT_FIT)
+        redshift = fit.get("redshift")
+        if isinstance(redshift, dict) and redshift.get("kind") == "dependency" \
+                and redshift.get("unit") == "T2HostGalaxy" and redshift.get("config") is None:
+            fit["redshift"] = {**redshift, "config": dict(data.get("host") or DEFAULT_HOST)}
+        return {**data, "fit": fit}
 
     def dependencies(self) -> list[UnitRef]:
         return [UnitRef("T2SNCosmoFit", self.fit), UnitRef("T2HostGalaxy", self.host)]

@@ -72,8 +72,6 @@ def main() -> int:
     host_config = {"catalog": {"file": str(catalog_file), "ra": "RAJ2000", "dec": "DEJ2000", "id": "NED_name",
                                "keep": ["maj", "min", "PAHyp", "Dist"]}}
     unit = T2LensedSNColours(host=host_config)
-    fit_config = dict(unit.fit, redshift={**unit.fit["redshift"], "config": unit.host})
-    unit = T2LensedSNColours(host=host_config, fit=fit_config)
 
     start = time.perf_counter()
     views, detectable = [], {}
