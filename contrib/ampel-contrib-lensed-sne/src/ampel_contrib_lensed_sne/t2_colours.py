@@ -101,12 +101,14 @@ class T2LensedSNColours(TiedStateUnit):
         config: the fit then uses the very host result this unit reads."""
         if not isinstance(data, dict):
             return data
-        fit = dict(data.get("fit") or DEFAULT_FIT)
+        fit, host = data.get("fit", DEFAULT_FIT), data.get("host", DEFAULT_HOST)
+        if not (isinstance(fit, dict) and isinstance(host, dict)):
+            return data  # the field validation says what is wrong
         redshift = fit.get("redshift")
         if isinstance(redshift, dict) and redshift.get("kind") == "dependency" \
                 and redshift.get("unit") == "T2HostGalaxy" and redshift.get("config") is None:
-            fit["redshift"] = {**redshift, "config": dict(data.get("host") or DEFAULT_HOST)}
-        return {**data, "fit": fit}
+            fit = {**fit, "redshift": {**redshift, "config": dict(host)}}
+        return {**data, "fit": dict(fit)}
 
     def dependencies(self) -> list[UnitRef]:
         return [UnitRef("T2SNCosmoFit", self.fit), UnitRef("T2HostGalaxy", self.host)]

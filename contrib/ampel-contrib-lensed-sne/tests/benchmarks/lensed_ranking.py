@@ -35,6 +35,7 @@ def main() -> int:
     parser.add_argument("--unlensed", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--unlensed-z", type=float, nargs=2, default=(0.02, 0.15), metavar=("MIN", "MAX"))
+    parser.add_argument("--verbose", action="store_true", help="Print every event's row.")
     parser.add_argument("--alerts", type=Path, default=REPOSITORY / "docs" / "examples" / "data" / "ztf")
     arguments = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="lensed-bench-"))
@@ -87,6 +88,13 @@ def main() -> int:
     report = T3LensedSNReport().process(views)
     truth = {event.name: event for event in events}
     _print(report["rows"], truth, detectable, elapsed, arguments)
+    if arguments.verbose:
+        for row in report["rows"]:
+            event = truth[row["stock"]]
+            print(row["rank"], row["stock"], "lensed" if event.lensed else "unlensed",
+                  {k: round(v, 3) for k, v in event.truth.items() if k in ("z_source", "z_lens", "magnification")},
+                  "detectable" if detectable[row["stock"]] else "-", row["cuts_passed"], row["magnification"],
+                  row["reasons"])
     return 0
 
 
