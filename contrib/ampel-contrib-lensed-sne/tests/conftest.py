@@ -4,7 +4,6 @@ ZTF alerts shipped with AMPEL; cadences drawn from them; and a scratch catalogue
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from ampel_sncosmo import plugin as sncosmo_plugin
 from ampel_ztf import plugin as ztf_plugin
 
 from ampel_contrib_lensed_sne import plugin
-from ampel_contrib_lensed_sne.simulate import Cadence, cadences
+from ampel_contrib_lensed_sne.simulate import GALAXY_COLUMNS, Cadence, cadences
 
 DATA = Path(__file__).parent / "data"
 PACKAGE = Path(__file__).parent.parent
@@ -25,7 +24,6 @@ PACKAGE = Path(__file__).parent.parent
 REPOSITORY = PACKAGE.parent.parent
 ZTF_SAMPLE = REPOSITORY / "docs" / "examples" / "data" / "ztf"
 GWGC = REPOSITORY / "docs" / "examples" / "data" / "catalogs" / "gwgc" / "gwgc_good.csv"
-GALAXY_COLUMNS = {"ra": "RAJ2000", "dec": "DEJ2000", "id": "NED_name", "keep": ["maj", "min", "PAHyp", "Dist"]}
 
 
 @pytest.fixture
@@ -67,6 +65,20 @@ def ztf_cadences(ztf_alerts: list[Alert]) -> list[Cadence]:
     return cadences(ztf_alerts)
 
 
+@pytest.fixture(scope="session")
+def gwgc() -> dict[str, Any]:
+    """The ``catalog`` config of AMPEL's shipped GWGC file (docs/examples/data/catalogs/gwgc)."""
+    if not GWGC.exists():
+        pytest.skip(f"needs AMPEL's shipped GWGC catalogue {GWGC} (a checkout of the AMPEL repository)")
+    return {"file": str(GWGC), **GALAXY_COLUMNS}
+
+
+@pytest.fixture
+def job_parameters(tmp_path: Path, gwgc: dict[str, Any], ztf_alerts: list[Alert]) -> dict[str, str]:
+    """The parameters of jobs/lensed-search.yml with absolute paths, the report in tmp_path."""
+    return {"alerts": str(ZTF_SAMPLE), "catalogs": str(GWGC.parent.parent), "report": str(tmp_path / "report")}
+
+
 @pytest.fixture
 def catalogs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A scratch $AMPEL_CATALOGS, where catalogue files are imported on first use."""
@@ -74,20 +86,8 @@ def catalogs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "catalogs"
 
 
-def write_catalog(path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Write galaxy rows (GWGC's columns) as CSV; return the `catalog` config of a unit that reads it."""
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return {"file": str(path), **GALAXY_COLUMNS}
-
-
-Analyse = Any  # Callable[[Sequence[DataPoint], dict, ...], dict[str, dict]]
-
-
 @pytest.fixture
-def analyse() -> Analyse:
+def analyse() -> Any:
     """Run T2HostGalaxy, T2SNCosmoFit and T2LensedSNColours, as the job configures them, on the state
     of ``datapoints``; return the three result bodies by unit name (and the state as ``state``)."""
     from ampel_catalogs.hosts import T2HostGalaxy

@@ -12,15 +12,12 @@ import numpy as np
 import pytest
 
 from ampel_contrib_lensed_sne.colours import COLOUR_CUTS, COLOURS, flux_colours, gp_fluxes, model_colour_errors
-from conftest import GALAXY_COLUMNS, GWGC, Analyse
 
 
 @pytest.fixture
-def rhu(sn2021rhu_light_curve: list[Any], catalogs: Path, analyse: Analyse) -> dict[str, Any]:
+def rhu(sn2021rhu_light_curve: list[Any], gwgc: dict[str, Any], catalogs: Path, analyse: Any) -> dict[str, Any]:
     """The three T2 results on SN 2021rhu's complete light curve (its 34 alerts), host from GWGC."""
-    if not GWGC.exists():
-        pytest.skip(f"needs AMPEL's shipped GWGC catalogue {GWGC}")
-    return analyse(sn2021rhu_light_curve, {"file": str(GWGC), **GALAXY_COLUMNS}, name="ZTF21abiuvdk")  # type: ignore[no-any-return]
+    return analyse(sn2021rhu_light_curve, gwgc, name="ZTF21abiuvdk")  # type: ignore[no-any-return]
 
 
 def direct_model(fit: dict[str, Any]) -> tuple[Any, dict[str, Any]]:

@@ -17,16 +17,12 @@ from ampel_core.registry import Registry
 from ampel_core.store import open_store
 from ampel_core.testing import store_fingerprint
 
-from conftest import GWGC, PACKAGE, REPOSITORY, ZTF_SAMPLE
-
-JOB = PACKAGE / "jobs" / "lensed-search.yml"
+JOB = Path(__file__).parent.parent / "jobs" / "lensed-search.yml"
 
 
 @pytest.fixture
-def parameters(tmp_path: Path, catalogs: Path) -> dict[str, str]:
-    if not (ZTF_SAMPLE.is_dir() and GWGC.exists()):
-        pytest.skip(f"needs AMPEL's shipped ZTF sample and GWGC catalogue under {REPOSITORY / 'docs' / 'examples'}")
-    return {"alerts": str(ZTF_SAMPLE), "catalogs": str(GWGC.parent.parent), "report": str(tmp_path / "report")}
+def parameters(job_parameters: dict[str, str], catalogs: Path) -> dict[str, str]:
+    return job_parameters
 
 
 def test_the_search_runs_on_the_shipped_sample(registry: Registry, parameters: dict[str, str], tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from ampel_core.unit_check import assert_unit_contract
 from ampel_core.units import Reject
 from ampel_ztf.filters import ZTFDecentFilter
 
+from ampel_contrib_lensed_sne.simulate import write_galaxy_catalog
 from ampel_contrib_lensed_sne.t0_filter import LensedSNFilter
-from conftest import write_catalog
 
 
 def positives(alert: Alert) -> tuple[int, int]:
@@ -51,9 +51,9 @@ def test_negative_subtractions_and_the_galactic_plane_are_rejected(ztf_alerts: l
 def test_a_known_variable_at_the_position_vetoes(sn2021rhu: list[Alert], tmp_path: Path, catalogs: Path) -> None:
     alert = sn2021rhu[10]
     ra, dec = datapoint_position(alert.trigger)  # type: ignore[misc]
-    near = write_catalog(tmp_path / "variables.csv", [
+    near = write_galaxy_catalog(tmp_path / "variables.csv", [
         {"NED_name": "V1", "RAJ2000": ra + 0.5 / 3600, "DEJ2000": dec, "maj": 0, "min": 0, "PAHyp": 0, "Dist": 0}])
-    far = write_catalog(tmp_path / "agn.csv", [
+    far = write_galaxy_catalog(tmp_path / "agn.csv", [
         {"NED_name": "Q1", "RAJ2000": ra + 0.1, "DEJ2000": dec, "maj": 0, "min": 0, "PAHyp": 0, "Dist": 0}])
     assert run_unit(LensedSNFilter, alert) is True
     assert run_unit(LensedSNFilter, alert, veto=[{"catalog": far, "name": "agn", "radius": 2.0}]) is True

@@ -11,18 +11,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ampel_contrib_lensed_sne.simulate import Cadence, simulated_event
+from ampel_contrib_lensed_sne.simulate import Cadence, simulated_event, write_galaxy_catalog
 from ampel_contrib_lensed_sne.t2_colours import T2LensedSNColours
-from conftest import GALAXY_COLUMNS, GWGC, Analyse, write_catalog
 
 #: three real cadences of the shipped sample: g+r over 71 days, g+r over 79 days, g+r+i over 27 days
 CADENCES = ("ZTF20abyfpze", "ZTF21abiuvdk", "ZTF25acldfsf")
 
 
-def test_sn2021rhu_fails_the_cuts(sn2021rhu_light_curve: list[Any], catalogs: Path, analyse: Analyse) -> None:
-    if not GWGC.exists():
-        pytest.skip(f"needs AMPEL's shipped GWGC catalogue {GWGC}")
-    found = analyse(sn2021rhu_light_curve, {"file": str(GWGC), **GALAXY_COLUMNS}, name="ZTF21abiuvdk")
+def test_sn2021rhu_fails_the_cuts(sn2021rhu_light_curve: list[Any], gwgc: dict[str, Any], catalogs: Path,
+                                  analyse: Any) -> None:
+    found = analyse(sn2021rhu_light_curve, gwgc, name="ZTF21abiuvdk")
     result = found["T2LensedSNColours"]
     assert found["T2SNCosmoFit"]["success"] and result["host"]["name"] == "NGC7814"
     assert result["fit"]["z"] == pytest.approx(result["host"]["z"])  # fitted at its host's redshift
@@ -43,12 +41,12 @@ def simulate(cadence: Cadence, tmp_path: Path, seed: int, lensed: bool) -> tuple
     event, row = simulated_event(rng, cadence, stock=100 + seed, ra=150.0, dec=30.0, lensed=lensed,
                                  z_source=0.8 if lensed else z_lens, z_lens=z_lens,
                                  magnification=30.0 if lensed else 1.0)
-    return event, write_catalog(tmp_path / f"lens-{seed}-{lensed}.csv", [row])
+    return event, write_galaxy_catalog(tmp_path / f"lens-{seed}-{lensed}.csv", [row])
 
 
 @pytest.mark.parametrize("cadence_of", CADENCES)
 def test_a_magnified_sn_ia_behind_a_lens_galaxy_passes(cadence_of: str, ztf_cadences: list[Cadence],
-                                                       tmp_path: Path, catalogs: Path, analyse: Analyse) -> None:
+                                                       tmp_path: Path, catalogs: Path, analyse: Any) -> None:
     cadence = next(c for c in ztf_cadences if c.source == cadence_of)
     event, catalog = simulate(cadence, tmp_path, seed=2, lensed=True)
     found = analyse(event.datapoints, catalog, name=event.name)
@@ -65,7 +63,7 @@ def test_a_magnified_sn_ia_behind_a_lens_galaxy_passes(cadence_of: str, ztf_cade
 @pytest.mark.parametrize("cadence_of", CADENCES)
 def test_the_same_sn_ia_unlensed_in_that_galaxy_is_no_candidate(cadence_of: str, ztf_cadences: list[Cadence],
                                                                 tmp_path: Path, catalogs: Path,
-                                                                analyse: Analyse) -> None:
+                                                                analyse: Any) -> None:
     cadence = next(c for c in ztf_cadences if c.source == cadence_of)
     event, catalog = simulate(cadence, tmp_path, seed=2, lensed=False)
     result = analyse(event.datapoints, catalog, name=event.name)["T2LensedSNColours"]
@@ -74,7 +72,7 @@ def test_the_same_sn_ia_unlensed_in_that_galaxy_is_no_candidate(cadence_of: str,
 
 
 def test_without_a_fit_the_result_says_why(ztf_cadences: list[Cadence], tmp_path: Path, catalogs: Path,
-                                           analyse: Analyse) -> None:
+                                           analyse: Any) -> None:
     event, catalog = simulate(ztf_cadences[0], tmp_path, seed=3, lensed=True)
     few = event.datapoints[:3]
     result = analyse(few, catalog, name=event.name)["T2LensedSNColours"]

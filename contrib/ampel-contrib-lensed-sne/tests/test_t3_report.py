@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ampel_core.testing import run_unit, stock_view
 from ampel_core.views import StockView
 
-from ampel_contrib_lensed_sne.simulate import Cadence, simulated_event
+from ampel_contrib_lensed_sne.simulate import Cadence, simulated_event, write_galaxy_catalog
 from ampel_contrib_lensed_sne.t3_report import T3LensedSNReport, ranking_score
-from conftest import Analyse, write_catalog
 
 
 def test_lensed_events_rank_above_unlensed_ones(ztf_cadences: list[Cadence], tmp_path: Path, catalogs: Path,
-                                                analyse: Analyse) -> None:
+                                                analyse: Any) -> None:
     rng = np.random.default_rng(11)
     # cadences covering rise and peak in both g and r (ZTF18aaawcpm, in the Galactic plane, has g only
     # three weeks before and five weeks after: no colour can be measured; the benchmark keeps such cases)
@@ -30,7 +30,7 @@ def test_lensed_events_rank_above_unlensed_ones(ztf_cadences: list[Cadence], tmp
                                      z_lens=z_lens, magnification=float(rng.uniform(25, 30)) if lensed else 1.0)
         events.append(event)
         rows.append(row)
-    catalog = write_catalog(tmp_path / "galaxies.csv", rows)
+    catalog = write_galaxy_catalog(tmp_path / "galaxies.csv", rows)
     views = []
     for event in events:
         found = analyse(event.datapoints, catalog, name=event.name)

@@ -19,17 +19,22 @@
 
 from __future__ import annotations
 
+import csv
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ampel_core.models import Alert, DataPoint
 
-__all__ = ["ABSOLUTE_MAGNITUDE", "Cadence", "SimulatedSN", "cadences", "galaxy_row", "observe", "salt2_model",
-           "simulated_event"]
+__all__ = ["ABSOLUTE_MAGNITUDE", "GALAXY_COLUMNS", "Cadence", "SimulatedSN", "cadences", "galaxy_row", "observe",
+           "salt2_model", "simulated_event", "write_galaxy_catalog"]
 
 ABSOLUTE_MAGNITUDE = -19.3  # Bessell B, AB, of a SN Ia with x1 = 0, c = 0
+#: How ampel-plugin-catalogs reads a galaxy file with GWGC's columns (a unit's ``catalog: {file, ...}``)
+GALAXY_COLUMNS: dict[str, Any] = {"ra": "RAJ2000", "dec": "DEJ2000", "id": "NED_name",
+                                  "keep": ["maj", "min", "PAHyp", "Dist"]}
 _ZP = 25.0
 
 
@@ -170,3 +175,13 @@ def simulated_event(rng: Any, cadence: Cadence, *, stock: int, ra: float, dec: f
              "absolute_magnitude": absolute, "t0": t0}
     row = galaxy_row(f"GAL{stock:05d}", ra + 1.0 / 3600, dec, z_lens)
     return SimulatedSN(name, lensed, truth, tuple(points)), row
+
+
+def write_galaxy_catalog(path: str | Path, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Write `galaxy_row` rows as a CSV file; return the ``catalog`` config of a unit that reads it
+    (``{"file": path, **GALAXY_COLUMNS}``)."""
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return {"file": str(path), **GALAXY_COLUMNS}
