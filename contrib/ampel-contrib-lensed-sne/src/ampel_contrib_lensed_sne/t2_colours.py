@@ -220,7 +220,7 @@ class T2LensedSNColours(TiedStateUnit):
         # the standardised value: x0 of the fit over x0 of a SN Ia with the fitted x1 and c whose peak
         # M_B follows Tripp's relation, at the host's redshift
         tripp = salt2_model(z, t0, x1=x1, c=c, absolute_magnitude=ABSOLUTE_MAGNITUDE - self.alpha * x1 + self.beta * c)
-        value = float(parameters["x0"]) / float(tripp.get("x0")) if "x0" in parameters else None
+        value = float(parameters["x0"]) / float(tripp.get("x0")) if parameters.get("x0", 0) > 0 else None
         # and, per band, the fitted model's peak flux over that of a SN Ia with x1 = 0, c = 0
         reference = salt2_model(z, t0)
         times = t0 + np.arange(-20.0, 60.0, 0.5)
