@@ -9,6 +9,7 @@ ranks them with T3LensedSNReport. Prints the table:
 
     python contrib/ampel-contrib-lensed-sne/tests/benchmarks/lensed_ranking.py [--lensed 30 --unlensed 30 --seed 1]
 
+"Fitted" lensed events have a point at S/N >= 3, which T2SNCosmoFit needs to start (minsnr 3).
 "Detectable" events would have raised ZTF alerts: at least 3 points at S/N >= 5 (ZTF's detection
 threshold). Fainter ones never reach an alert-based search; most of them cannot even be fitted.
 """
@@ -75,7 +76,7 @@ def main() -> int:
     unit = T2LensedSNColours(host=host_config)
 
     start = time.perf_counter()
-    views, detectable = [], {}
+    views, detectable, fitted = [], {}, {}
     for event in events:
         state = state_view(list(event.datapoints), name=event.name)
         host = run_unit(T2HostGalaxy, state, **unit.host)
@@ -84,10 +85,11 @@ def main() -> int:
         views.append(stock_view(list(event.datapoints), {"T2HostGalaxy": host, "T2SNCosmoFit": fit,
                                                          "T2LensedSNColours": result}, name=event.name))
         detectable[event.name] = _detectable(event.datapoints)
+        fitted[event.name] = bool(fit.get("parameters"))
     elapsed = time.perf_counter() - start
     report = T3LensedSNReport().process(views)
     truth = {event.name: event for event in events}
-    _print(report["rows"], truth, detectable, elapsed, arguments)
+    _print(report["rows"], truth, detectable, fitted, elapsed, arguments)
     if arguments.verbose:
         for row in report["rows"]:
             event = truth[row["stock"]]
@@ -103,28 +105,31 @@ def _detectable(points: Any) -> bool:
     return sum(1 for p in points if p.flux_err and p.flux / p.flux_err >= 5) >= 3
 
 
-def _print(rows: list[dict[str, Any]], truth: dict[str, Any], detectable: dict[str, bool], elapsed: float,
-           arguments: argparse.Namespace) -> None:
+def _print(rows: list[dict[str, Any]], truth: dict[str, Any], detectable: dict[str, bool], fitted: dict[str, bool],
+           elapsed: float, arguments: argparse.Namespace) -> None:
     lensed = [r for r in rows if truth[r["stock"]].lensed]
     unlensed = [r for r in rows if not truth[r["stock"]].lensed]
     found = [r for r in lensed if r["candidate"]]
     false = [r for r in unlensed if r["candidate"]]
     candidates = found + false
     visible = [r for r in lensed if detectable[r["stock"]]]
+    with_fit = [r for r in lensed if fitted[r["stock"]]]
     print(f"lensed-SN search on {len(rows)} simulated light curves (seed {arguments.seed}), "
           f"{elapsed:.1f} s for the three T2 units ({1000 * elapsed / len(rows):.0f} ms per light curve)")
-    print(f"{'set':<34}{'events':>8}{'candidates':>12}{'fraction':>10}")
-    for label, subset in (("lensed (mu 10-30, z 0.8-1.0)", lensed), ("  of which detectable (alerts)", visible),
+    print(f"{'set':<36}{'events':>8}{'candidates':>12}{'fraction':>10}")
+    for label, subset in (("lensed (mu 10-30, z 0.8-1.0)", lensed), ("  of which fitted (a point S/N>=3)", with_fit),
+                          ("  of which detectable (alerts)", visible),
                           ("  mu >= 20", [r for r in lensed if truth[r['stock']].truth['magnification'] >= 20]),
                           ("  mu < 20", [r for r in lensed if truth[r['stock']].truth['magnification'] < 20]),
                           (f"unlensed SNe Ia (z {arguments.unlensed_z[0]:g}-{arguments.unlensed_z[1]:g})", unlensed)):
         chosen = sum(bool(r["candidate"]) for r in subset)
-        print(f"{label:<34}{len(subset):>8}{chosen:>12}{chosen / len(subset) if subset else float('nan'):>10.2f}")
-    print(f"completeness (all lensed) {len(found) / max(len(lensed), 1):.2f}; completeness (detectable) "
+        print(f"{label:<36}{len(subset):>8}{chosen:>12}{chosen / len(subset) if subset else float('nan'):>10.2f}")
+    print(f"completeness (all lensed) {len(found) / max(len(lensed), 1):.2f}; (fitted) "
+          f"{sum(bool(r['candidate']) for r in with_fit) / max(len(with_fit), 1):.2f}; (detectable) "
           f"{sum(bool(r['candidate']) for r in visible) / max(len(visible), 1):.2f}; contamination "
           f"{len(false) / max(len(candidates), 1):.2f} ({len(false)} unlensed of {len(candidates)} candidates)")
     ranks = {r["stock"]: r["rank"] for r in rows}
-    for label, subset in (("all lensed", lensed), ("detectable lensed", visible)):
+    for label, subset in (("all lensed", lensed), ("fitted lensed", with_fit), ("detectable lensed", visible)):
         pairs = [(ranks[a["stock"]] < ranks[b["stock"]]) for a in subset for b in unlensed]
         top = rows[: len(subset)]
         print(f"ranking, {label}: above unlensed in {sum(pairs)}/{len(pairs)} pairs "
