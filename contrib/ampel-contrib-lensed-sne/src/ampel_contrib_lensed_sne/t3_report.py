@@ -86,7 +86,7 @@ class T3LensedSNReport(ReactUnit):
             "candidate": bool((result or {}).get("candidate")),
             "cuts_passed": (result or {}).get("cuts_passed"), "significance": (result or {}).get("significance"),
             **{f"{name}@t0": (value or {}).get("value") for name, value in at_peak.items()},
-            "magnification": magnification.get("value"), "magnification_band": magnification.get("band"),
+            "magnification": magnification.get("value"), "magnification_per_band": magnification.get("per_band"),
             "host": host.get("name"), "host_z": host.get("z"), "host_separation": host.get("separation"),
             "t0": (result or {}).get("t0"), "fit_z": parameters.get("z"),
             "x1": (parameters.get("parameters") or {}).get("x1"), "c": (parameters.get("parameters") or {}).get("c"),
