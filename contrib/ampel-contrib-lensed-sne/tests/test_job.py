@@ -47,6 +47,11 @@ def test_the_search_runs_on_the_shipped_sample(registry: Registry, parameters: d
         results = {result.unit: result.body for _, result in store.results(link=state)}
         assert results["T2LensedSNColours"]["cuts_passed"] == row["cuts_passed"]
         assert results["T2LensedSNColours"]["inputs"]["state"] == state
+        for unit, ref in row["provenance"]["results"].items():  # each number's result id and trace
+            cited = store.get_result(ref["result"])
+            assert cited is not None and (cited.unit, cited.trace) == (unit, ref["trace"])
+            assert cited.link == state or cited.link_kind == "stock"
+        assert set(row["provenance"]["results"]) == set(row["provenance"]["units"])
     assert (Path(parameters["report"]) / "plots" / "ZTF21abiuvdk.png").exists()
 
 

@@ -41,9 +41,9 @@ class T3LensedSNReport(ReactUnit):
     """Rank the selected stocks by `ranking_score` of their latest T2LensedSNColours result and report
     them: one row per stock (rank, score, candidate, cuts passed, significance, colours at t0,
     magnification, host, redshifts, SALT2 parameters) with the **provenance of every number**: the
-    stock id and the state whose results the numbers are (``provenance``: ``{"stock", "state",
-    "units"}``; ``ampel provenance state:<state>`` and ``ampel stock show`` lead to each result, its
-    trace and the alerts). Stocks without a result are listed last, with a null score.
+    stock id, the state whose results the numbers are, and each result's id and trace id
+    (``provenance``: ``{"stock", "state", "units", "results": {unit: {"result", "trace"}}}``;
+    ``ampel provenance <result id>`` leads to its trace, state, datapoints and alerts). Stocks without a result are listed last, with a null score.
 
     With ``output_dir``: ``report.json`` (the rows), ``report.md`` (a table) and, for the first
     ``max_plots`` rows with a fit, ``plots/<stock name>.png``: the light curve with the fitted model
@@ -93,6 +93,9 @@ class T3LensedSNReport(ReactUnit):
             "reasons": (result or {}).get("reasons"), "plot": None,
             "provenance": {"stock": view.id, "state": view.latest_state,
                            "units": sorted(u for u in (UNIT, "T2SNCosmoFit", "T2HostGalaxy") if u in view.results),
+                           "results": {u: {"result": ref.id, "trace": ref.trace}
+                                       for u, ref in sorted(view.result_refs.items())
+                                       if u in (UNIT, "T2SNCosmoFit", "T2HostGalaxy")},
                            "fit_points": fit.get("npoints")},
         }
 
