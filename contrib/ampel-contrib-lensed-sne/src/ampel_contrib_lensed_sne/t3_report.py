@@ -43,7 +43,8 @@ class T3LensedSNReport(ReactUnit):
     magnification, host, redshifts, SALT2 parameters) with the **provenance of every number**: the
     stock id, the state whose results the numbers are, and each result's id and trace id
     (``provenance``: ``{"stock", "state", "units", "results": {unit: {"result", "trace"}}}``;
-    ``ampel provenance <result id>`` leads to its trace, state, datapoints and alerts). Stocks without a result are listed last, with a null score.
+    ``ampel provenance <result id>`` leads to its trace, state, datapoints and alerts). Stocks without
+    a result are listed last, with a null score.
 
     With ``output_dir``: ``report.json`` (the rows), ``report.md`` (a table) and, for the first
     ``max_plots`` rows with a fit, ``plots/<stock name>.png``: the light curve with the fitted model
