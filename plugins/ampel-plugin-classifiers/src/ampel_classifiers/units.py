@@ -1,0 +1,146 @@
+"""T2 units: `T2LightCurveFeatures` (a state's feature vector) and `T2Classifier` (calibrated class
+probabilities of a state from a trained model with a model card).
+
+`T2Classifier` computes its features itself, from the feature set its model card names, instead of
+depending on `T2LightCurveFeatures`: a tied unit would add a ticket, a stored feature result and a
+dependency lookup per state, which costs more than the cheap features themselves (about 0.1 ms),
+and the model card, not the job, then decides which features a model gets.
+
+Heavy imports (light-curve, xgboost) happen inside methods: ``ampel config build`` imports this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, PrivateAttr, field_validator
+
+from ampel_classifiers.features import FEATURE_VERSION, FeatureSet, LightCurve, feature_set
+from ampel_core.errors import AmpelError
+from ampel_core.units import JSON, StateUnit
+
+if TYPE_CHECKING:
+    from ampel_classifiers.model import Classifier
+    from ampel_core.views import StateView
+
+__all__ = ["NoDetections", "T2Classifier", "T2LightCurveFeatures", "feature_values"]
+
+
+class NoDetections(AmpelError, ValueError):
+    """A state without a detection: there is nothing to classify."""
+
+
+def feature_values(fs: FeatureSet, vector: Any) -> dict[str, float | None]:
+    """A feature vector as ``{name: value}``, NaN as None (JSON has no NaN)."""
+    return {name: (None if value != value else float(value)) for name, value in zip(fs.names, vector, strict=True)}
+
+
+def _feature_identity(fs: FeatureSet) -> JSON:
+    return {"name": fs.name, "version": fs.version, "survey": fs.survey, "digest": fs.digest}
+
+
+class T2LightCurveFeatures(StateUnit):
+    """The features of a state's light curve (see `ampel_classifiers.features`).
+
+    Result body: ``feature_set`` ({name, version, survey, digest}), ``n_detections`` and
+    ``features`` ({name: value}, None where undefined). The feature set's name and version are in
+    the config, hence in the trace; its feature names are code of this package (in the code digest).
+    """
+
+    feature_set: Literal["cheap", "full"] = Field("cheap", description="the feature set")
+    survey: Literal["ztf", "lsst"] = Field(description="whose bands: ztf (g, r, i) or lsst (ugrizy)")
+    feature_version: str = Field(FEATURE_VERSION, description="must be the installed feature version")
+
+    @field_validator("feature_version")
+    @classmethod
+    def _installed_version(cls, value: str) -> str:
+        if value != FEATURE_VERSION:
+            raise ValueError(f"feature version {value!r} is not the installed one ({FEATURE_VERSION!r})")
+        return value
+
+    def process(self, state: StateView) -> JSON:
+        fs = feature_set(self.feature_set, self.survey)
+        lc = LightCurve.from_datapoints(state.datapoints)
+        return {"feature_set": _feature_identity(fs), "n_detections": lc.n_detections,
+                "features": feature_values(fs, fs.extract(lc))}
+
+
+class T2Classifier(StateUnit):
+    """Calibrated class probabilities of a state from a trained model (`ampel_classifiers.model`).
+
+    ``model`` is the name of a model shipped with this package (``ampel classifiers models`` lists
+    them) or the path of a model directory. The model files are resources, so their sha256 digests
+    are in the trace: a changed model changes the trace id. The model card names the feature set;
+    its feature names and version are checked against the installed ones when the unit is
+    configured (`ModelMismatch` names what differs). Each state is classified by the model of its
+    detection-count bin.
+
+    Result body: ``probabilities`` ({class: p}, summing to 1), ``classification`` (the most likely
+    class), ``model`` ({name, version, digest}), ``goal``, ``n_detections``, ``bin``,
+    ``feature_set`` ({name, version, survey, digest}). A state whose detection count has no bin in
+    the model (an infant model sees at most 3 detections) is an error, or, with
+    ``outside_bins: skip``, a body ``{"skipped": reason, "model", "n_detections"}`` without
+    probabilities. A state without detections is an error.
+    """
+
+    model: str = Field(description="a shipped model's name, or the path of a model directory")
+    outside_bins: Literal["error", "skip"] = Field(
+        "error", description="a state whose detection count has no bin in the model: an error, or a skipped result")
+    _classifier: Classifier | None = PrivateAttr(default=None)
+
+    def model_path(self) -> Path:
+        """The model directory: the shipped model of this name, else the path."""
+        from ampel_classifiers.model import shipped_model
+
+        if "/" not in self.model and "\\" not in self.model and not self.model.startswith("."):
+            try:
+                return shipped_model(self.model)
+            except (KeyError, FileNotFoundError, ValueError):
+                pass
+        path = Path(self.model).expanduser()
+        if not path.is_dir():
+            raise AmpelError(f"T2Classifier: model {self.model!r} is neither a shipped model nor a model directory")
+        return path
+
+    def classifier(self) -> Classifier:
+        """The loaded model, checked against the installed feature set (loaded once per instance)."""
+        if self._classifier is None:
+            from ampel_classifiers.model import ModelMismatch, load_classifier
+
+            classifier = load_classifier(self.model_path())
+            card = classifier.card
+            if card.feature_version != FEATURE_VERSION:
+                raise ModelMismatch(f"model {card.name} {card.version}: trained on feature set {card.feature_set} "
+                                    f"version {card.feature_version}, installed version is {FEATURE_VERSION}")
+            classifier.check_features(feature_set(card.feature_set, card.survey).names)
+            self._classifier = classifier
+        return self._classifier
+
+    def resources(self) -> dict[str, str | Path]:
+        return {f"model/{name}": path for name, path in sorted(self.classifier().files.items())}
+
+    def process(self, state: StateView) -> JSON:
+        import numpy as np
+
+        from ampel_classifiers.model import ModelMismatch, bin_label
+
+        classifier = self.classifier()
+        card = classifier.card
+        fs = feature_set(card.feature_set, card.survey)
+        lc = LightCurve.from_datapoints(state.datapoints)
+        n = lc.n_detections
+        model = {"name": card.name, "version": card.version, "digest": classifier.digest}
+        if n == 0:
+            raise NoDetections(f"state {state.id}: no detection, nothing to classify")
+        label = bin_label(n)
+        try:
+            proba = classifier.predict_proba(fs.extract(lc)[None, :], np.array([n]))[0]
+        except ModelMismatch as error:
+            if self.outside_bins == "skip" and label not in card.bins:
+                return {"skipped": str(error), "model": model, "n_detections": n}
+            raise
+        probabilities = {name: float(p) for name, p in zip(card.taxonomy, proba, strict=True)}
+        return {"probabilities": probabilities, "classification": card.taxonomy[int(np.argmax(proba))],
+                "model": model, "goal": card.goal, "n_detections": n, "bin": label,
+                "feature_set": _feature_identity(fs)}
