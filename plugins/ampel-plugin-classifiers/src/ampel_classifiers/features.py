@@ -29,9 +29,11 @@ The features, in this order:
    in time, within `LATEST_COLOR_WINDOW` days). NaN where a flux is not positive.
 4. **Whole light curve**: ``n_detections``, ``n_points``, ``detection_duration`` (last minus first
    detection), ``rise_time`` (peak detection minus first detection), ``fall_time`` (last detection
-   minus peak detection), ``max_snr``; the peak detection is the detection with the largest flux.
+   minus peak detection), ``max_snr``; the peak detection is the (earliest) detection with the largest flux.
 
-Every non-finite value (a fit that diverged, a slope between points at one time) is NaN.
+Points at one time in one band are first combined into their inverse-variance weighted mean
+(light-curve needs distinct times). Every non-finite value (a fit that diverged) is NaN, and so is
+every value of a light-curve feature whose Rust code panics on a degenerate light curve.
 """
 
 from __future__ import annotations
@@ -156,6 +158,29 @@ def light_curve_extractor(name: str, survey: str) -> Any:
     return lc.Extractor(*_extractors(name, SURVEYS[survey]))
 
 
+def _call(evaluator: Any, args: tuple[np.ndarray, ...]) -> np.ndarray | None:
+    """``evaluator(*args)`` with NaN for what is undefined; None where light-curve's Rust code panics
+    (it does on some degenerate light curves, e.g. fluxes near the float limits)."""
+    try:
+        return np.asarray(evaluator(*args, fill_value=math.nan, sorted=True, check=False), dtype=np.float64)
+    except Exception:
+        raise
+    except BaseException as error:  # pyo3's PanicException derives from BaseException
+        if type(error).__name__ != "PanicException":
+            raise
+        return None
+
+
+def _evaluate(fs: FeatureSet, args: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Part 1 of the features: one call of the extractor or, where it panics, one per feature."""
+    values = _call(fs._extractor, args)
+    if values is None:
+        parts = [_call(feature, args) for feature in fs._features]
+        values = np.concatenate([np.full(len(f.names), math.nan) if part is None else part
+                                 for f, part in zip(fs._features, parts, strict=True)])
+    return values
+
+
 @dataclass(frozen=True)
 class FeatureSet:
     """A named, versioned list of features of one survey's bands; see the module doc."""
@@ -167,6 +192,7 @@ class FeatureSet:
     names: tuple[str, ...]
     digest: str
     _extractor: Any = field(repr=False, compare=False)
+    _features: tuple[Any, ...] = field(repr=False, compare=False)
     _weighted_mean: slice = field(repr=False, compare=False)
     _counts: slice = field(repr=False, compare=False)
 
@@ -198,7 +224,10 @@ def feature_set(name: str, survey: str) -> FeatureSet:
     if survey not in SURVEYS:
         raise FeatureError(f"survey {survey!r}: unknown; choose one of {', '.join(SURVEYS)}")
     bands = SURVEYS[survey]
-    extractor = light_curve_extractor(name, survey)
+    import light_curve as lc
+
+    features = tuple(_extractors(name, bands))
+    extractor = lc.Extractor(*features)
     lc_names = tuple(extractor.names)
     first = lc_names.index(f"weighted_mean_{bands[0]}")
     counts = lc_names.index(f"observation_count_{bands[0]}")
@@ -210,7 +239,7 @@ def feature_set(name: str, survey: str) -> FeatureSet:
     if len(set(names)) != len(names):
         raise AssertionError(f"feature set {name}/{survey}: duplicate feature names")
     identity = {"name": name, "version": FEATURE_VERSION, "survey": survey, "bands": bands, "names": names}
-    return FeatureSet(name, FEATURE_VERSION, survey, bands, names, _digest(identity), extractor,
+    return FeatureSet(name, FEATURE_VERSION, survey, bands, names, _digest(identity), extractor, features,
                       slice(first, first + len(bands)), slice(counts, counts + len(bands)))
 
 
@@ -223,6 +252,8 @@ def _extract(fs: FeatureSet, lc: LightCurve) -> np.ndarray:
     if len(time) > 1 and np.any(time[1:] < time[:-1]):
         order = np.argsort(time, kind="stable")
         time, flux, flux_err, band, detected = time[order], flux[order], flux_err[order], band[order], detected[order]
+    if len(time) > 1 and np.any(time[1:] == time[:-1]):
+        time, flux, flux_err, band, detected = _merge_repeated(time, flux, flux_err, band, detected)
     nan = math.nan
     n = len(time)
     per_band = {b: np.flatnonzero(band == b) for b in fs.bands}
@@ -232,12 +263,14 @@ def _extract(fs: FeatureSet, lc: LightCurve) -> np.ndarray:
                            f"{', '.join(fs.bands)}")
     det = np.flatnonzero(detected)
     t0 = time[det[0]] if len(det) else (time[0] if n else 0.0)
-    lc_values = fs._extractor(time - t0, flux, flux_err, band, fill_value=nan, sorted=True, check=False)
+    args = (time - t0, flux, flux_err, band)
+    lc_values = _evaluate(fs, args)
     lc_values[fs._counts] = [len(per_band[b]) for b in fs.bands]  # 0, not undefined, for a band without points
     if fs.name == "full":
         present = tuple(b for b in fs.bands if len(per_band[b]))
-        periodogram = (_periodogram(present)(time - t0, flux, flux_err, band, fill_value=nan, sorted=True, check=False)
-                       if present else [nan, nan])
+        periodogram = _call(_periodogram(present), args) if n > 1 and time[-1] > time[0] else None
+        if periodogram is None:
+            periodogram = np.array([nan, nan])
         lc_values = np.concatenate([lc_values, periodogram])
 
     t_peak = time[det[np.argmax(flux[det])]] if len(det) else nan
@@ -268,6 +301,22 @@ def _extract(fs: FeatureSet, lc: LightCurve) -> np.ndarray:
     out = np.concatenate([lc_values, peak_mag, peak_dt, colors, whole]).astype(np.float64, copy=False)
     out[~np.isfinite(out)] = nan
     return out
+
+
+def _merge_repeated(time: np.ndarray, flux: np.ndarray, flux_err: np.ndarray, band: np.ndarray,
+                    detected: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Points at one time in one band (sorted by time) as one: their inverse-variance weighted mean,
+    detected if any of them is."""
+    keys: dict[tuple[float, str], list[int]] = {}
+    for i, key in enumerate(zip(time.tolist(), band.tolist(), strict=True)):
+        keys.setdefault(key, []).append(i)
+    groups = list(keys.values())
+    weights = [1 / flux_err[g] ** 2 for g in groups]
+    return (np.array([time[g[0]] for g in groups]),
+            np.array([np.sum(w * flux[g]) / np.sum(w) for g, w in zip(groups, weights, strict=True)]),
+            np.array([1 / math.sqrt(np.sum(w)) for w in weights]),
+            np.array([band[g[0]] for g in groups], dtype=band.dtype),
+            np.array([bool(detected[g].any()) for g in groups]))
 
 
 def _latest_color(time: np.ndarray, flux: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:

@@ -131,14 +131,14 @@ class T2Classifier(StateUnit):
         model = {"name": card.name, "version": card.version, "digest": classifier.digest}
         if n == 0:
             raise NoDetections(f"state {state.id}: no detection, nothing to classify")
-        label = bin_label(n)
         try:
-            proba = classifier.predict_proba(fs.extract(lc)[None, :], np.array([n]))[0]
+            serving = classifier.serving_bin(n)
         except ModelMismatch as error:
-            if self.outside_bins == "skip" and label not in card.bins:
+            if self.outside_bins == "skip":
                 return {"skipped": str(error), "model": model, "n_detections": n}
             raise
+        proba = classifier.predict_proba(fs.extract(lc)[None, :], np.array([n]))[0]
         probabilities = {name: float(p) for name, p in zip(card.taxonomy, proba, strict=True)}
         return {"probabilities": probabilities, "classification": card.taxonomy[int(np.argmax(proba))],
-                "model": model, "goal": card.goal, "n_detections": n, "bin": label,
+                "model": model, "goal": card.goal, "n_detections": n, "bin": bin_label(n), "model_bin": serving,
                 "feature_set": _feature_identity(fs)}
