@@ -20,7 +20,7 @@ The features, in this order:
    maximum slope, cusum, eta_e, 10 % inter-percentile range, observation count. "full" adds the
    Bazin fit (amplitude, baseline, reference time, rise time, fall time, reduced chi2; ``lmsder``),
    Stetson K, Otsu split (4), median, percent amplitude, and the multi-colour periodogram's best
-   period and its S/N.
+   period and its S/N (over the bands the light curve has points in).
 2. **Per band**, from numpy: ``peak_mag_<band>`` (``25 - 2.5 log10`` of the band's largest flux)
    and ``peak_dt_<band>`` (time of the band's largest flux minus the time of the peak detection).
 3. **Colours** of each pair of neighbouring bands (a bluer, b redder), in magnitudes:
@@ -59,7 +59,7 @@ LSST_BANDS = ("lsstu", "lsstg", "lsstr", "lssti", "lsstz", "lssty")
 SURVEYS: dict[str, tuple[str, ...]] = {"ztf": ZTF_BANDS, "lsst": LSST_BANDS}
 FEATURE_SETS = ("cheap", "full")
 FEATURE_VERSION = "1"  # raise it whenever a feature's definition changes: models check it
-LATEST_COLOR_WINDOW = 1.0  # days between the two detections of a "latest" colour
+LATEST_COLOR_WINDOW = 2.0  # days between the two detections of a "latest" colour
 DETECTION_SNR = 5.0  # a forced-photometry point with flux / flux_err >= this counts as a detection
 ZERO_POINT = 25.0
 
@@ -91,7 +91,9 @@ class LightCurve:
         Each flux is rescaled from its ``zp`` to 25. Upper limits and points without a band, a
         finite flux or a positive finite flux error are left out (they hold no flux measurement).
         A point tagged ``forced`` is a detection when its SNR is at least 5; any other point is an
-        alert detection. A zero-point system other than AB is an error.
+        alert detection. A forced point at the time and in the band of an alert detection is the
+        same exposure measured twice: the detection is kept. A zero-point system other than AB is an
+        error.
         """
         rows = []
         for dp in datapoints:
@@ -104,7 +106,10 @@ class LightCurve:
             if not (math.isfinite(flux) and math.isfinite(flux_err) and flux_err > 0):
                 continue
             detected = flux / flux_err >= DETECTION_SNR if "forced" in dp.tags else True
-            rows.append((dp.time, flux, flux_err, dp.band, detected, dp.id))
+            rows.append((dp.time, flux, flux_err, dp.band, detected, dp.id, "forced" in dp.tags))
+        if any(row[6] for row in rows):
+            alert_detections = {(row[0], row[3]) for row in rows if not row[6]}
+            rows = [row for row in rows if not (row[6] and (row[0], row[3]) in alert_detections)]
         rows.sort(key=lambda row: (row[0], row[5]))
         return cls(time=np.array([r[0] for r in rows], dtype=np.float64),
                    flux=np.array([r[1] for r in rows], dtype=np.float64),
@@ -128,11 +133,24 @@ def _extractors(name: str, bands: Sequence[str]) -> list[Any]:
     if name == "cheap":
         return cheap
     return [*cheap, lc.BazinFit("lmsder", bands=b), lc.StetsonK(bands=b), lc.OtsuSplit(bands=b), lc.Median(bands=b),
-            lc.PercentAmplitude(bands=b), lc.Periodogram(peaks=1, bands=b)]
+            lc.PercentAmplitude(bands=b)]
+
+
+PERIODOGRAM_NAMES = ("multicolor_periodogram_period_0", "multicolor_periodogram_period_s_to_n_0")
+
+
+@cache
+def _periodogram(bands: tuple[str, ...]) -> Any:
+    """light-curve's multi-colour periodogram over the bands a light curve has points in (light-curve
+    0.13 panics on a band without points)."""
+    import light_curve as lc
+
+    return lc.Periodogram(peaks=1, bands=list(bands))
 
 
 def light_curve_extractor(name: str, survey: str) -> Any:
-    """The ``light_curve.Extractor`` (multiband) behind part 1 of a feature set."""
+    """The ``light_curve.Extractor`` (multiband) behind part 1 of a feature set, but for the
+    periodogram of the "full" set."""
     import light_curve as lc
 
     return lc.Extractor(*_extractors(name, SURVEYS[survey]))
@@ -150,6 +168,7 @@ class FeatureSet:
     digest: str
     _extractor: Any = field(repr=False, compare=False)
     _weighted_mean: slice = field(repr=False, compare=False)
+    _counts: slice = field(repr=False, compare=False)
 
     def extract(self, lc: LightCurve) -> np.ndarray:
         """The feature vector of ``lc`` (float64, ``len(names)``); FeatureError for a band not in
@@ -182,6 +201,9 @@ def feature_set(name: str, survey: str) -> FeatureSet:
     extractor = light_curve_extractor(name, survey)
     lc_names = tuple(extractor.names)
     first = lc_names.index(f"weighted_mean_{bands[0]}")
+    counts = lc_names.index(f"observation_count_{bands[0]}")
+    if name == "full":
+        lc_names = (*lc_names, *PERIODOGRAM_NAMES)
     names = (*lc_names, *(f"peak_mag_{b}" for b in bands), *(f"peak_dt_{b}" for b in bands),
              *(f"color_{kind}_{a}_{b}" for a, b in _pairs(bands) for kind in ("peak", "mean", "latest")),
              *GLOBAL_NAMES)
@@ -189,7 +211,7 @@ def feature_set(name: str, survey: str) -> FeatureSet:
         raise AssertionError(f"feature set {name}/{survey}: duplicate feature names")
     identity = {"name": name, "version": FEATURE_VERSION, "survey": survey, "bands": bands, "names": names}
     return FeatureSet(name, FEATURE_VERSION, survey, bands, names, _digest(identity), extractor,
-                      slice(first, first + len(bands)))
+                      slice(first, first + len(bands)), slice(counts, counts + len(bands)))
 
 
 def _mag(flux: float) -> float:
@@ -211,6 +233,12 @@ def _extract(fs: FeatureSet, lc: LightCurve) -> np.ndarray:
     det = np.flatnonzero(detected)
     t0 = time[det[0]] if len(det) else (time[0] if n else 0.0)
     lc_values = fs._extractor(time - t0, flux, flux_err, band, fill_value=nan, sorted=True, check=False)
+    lc_values[fs._counts] = [len(per_band[b]) for b in fs.bands]  # 0, not undefined, for a band without points
+    if fs.name == "full":
+        present = tuple(b for b in fs.bands if len(per_band[b]))
+        periodogram = (_periodogram(present)(time - t0, flux, flux_err, band, fill_value=nan, sorted=True, check=False)
+                       if present else [nan, nan])
+        lc_values = np.concatenate([lc_values, periodogram])
 
     t_peak = time[det[np.argmax(flux[det])]] if len(det) else nan
     peak_mag, peak_dt, peak_flux = [], [], {}

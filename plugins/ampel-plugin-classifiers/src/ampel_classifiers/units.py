@@ -91,16 +91,14 @@ class T2Classifier(StateUnit):
 
     def model_path(self) -> Path:
         """The model directory: the shipped model of this name, else the path."""
-        from ampel_classifiers.model import shipped_model
+        from ampel_classifiers.model import shipped_model, shipped_models
 
-        if "/" not in self.model and "\\" not in self.model and not self.model.startswith("."):
-            try:
-                return shipped_model(self.model)
-            except (KeyError, FileNotFoundError, ValueError):
-                pass
+        if self.model in shipped_models():
+            return shipped_model(self.model)
         path = Path(self.model).expanduser()
         if not path.is_dir():
-            raise AmpelError(f"T2Classifier: model {self.model!r} is neither a shipped model nor a model directory")
+            raise AmpelError(f"T2Classifier: model {self.model!r} is neither a shipped model "
+                             f"({', '.join(shipped_models()) or 'none shipped'}) nor a model directory")
         return path
 
     def classifier(self) -> Classifier:
