@@ -17,7 +17,7 @@ from ampel_classifiers.model import ModelMismatch, load_classifier
 from ampel_classifiers.units import NoDetections, T2Classifier, T2LightCurveFeatures, feature_values
 from ampel_core.errors import AmpelError
 from ampel_core.testing import run_unit
-from ampel_core.units import UnitConfigError, UnitRef
+from ampel_core.units import UnitConfigError, UnitRef, build_unit
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,8 @@ def trace_of(registry, config):
     return configure(registry, UnitRef("T2Classifier", config)).trace
 
 
-def direct(model_dir: Path, datapoints) -> tuple[np.ndarray, int]:
+def direct(classifier, datapoints) -> tuple[np.ndarray, int]:
     """Features + model called directly, without the unit."""
-    classifier = load_classifier(model_dir)
     curve = LightCurve.from_datapoints(datapoints)
     fs = feature_set(classifier.card.feature_set, classifier.card.survey)
     return classifier.predict_proba(fs.extract(curve)[None, :], np.array([curve.n_detections]))[0], curve.n_detections
@@ -73,11 +72,12 @@ def test_features_unit_refuses_another_feature_version():
 
 def test_classifier_unit_equals_direct_features_and_model_on_sn2021rhu(tiny_model, rhu_alerts, taxonomy):
     classifier = load_classifier(tiny_model)
+    unit = build_unit(T2Classifier, {"model": str(tiny_model)})
     seen: list = []
     for alert in rhu_alerts:
         seen = list({dp.id: dp for dp in [*seen, *alert.datapoints]}.values())
-        body = run_unit(T2Classifier, seen, model=str(tiny_model))
-        expected, n = direct(tiny_model, seen)
+        body = run_unit(unit, seen)
+        expected, n = direct(classifier, seen)
         assert list(body["probabilities"]) == list(taxonomy)
         np.testing.assert_array_equal(list(body["probabilities"].values()), expected)
         assert math.isclose(sum(body["probabilities"].values()), 1.0, rel_tol=1e-12)
@@ -90,9 +90,10 @@ def test_classifier_unit_equals_direct_features_and_model_on_sn2021rhu(tiny_mode
 
 def test_classifier_unit_on_elasticc_alerts(tmp_path, elasticc_alerts, train_model, taxonomy):
     model = train_model(tmp_path / "lsst", survey="lsst")
+    unit, classifier = build_unit(T2Classifier, {"model": str(model)}), load_classifier(model)
     for alert in elasticc_alerts[::15]:
-        body = run_unit(T2Classifier, list(alert.datapoints), model=str(model))
-        expected, _ = direct(model, alert.datapoints)
+        body = run_unit(unit, list(alert.datapoints))
+        expected, _ = direct(classifier, alert.datapoints)
         np.testing.assert_array_equal(list(body["probabilities"].values()), expected)
         assert body["classification"] in taxonomy
 

@@ -69,7 +69,7 @@ class T2LightCurveFeatures(StateUnit):
 class T2Classifier(StateUnit):
     """Calibrated class probabilities of a state from a trained model (`ampel_classifiers.model`).
 
-    ``model`` is the name of a model shipped with this package (``ampel classifiers models`` lists
+    ``model`` is the name of a model shipped with this package (``ampel classifiers list`` lists
     them) or the path of a model directory. The model files are resources, so their sha256 digests
     are in the trace: a changed model changes the trace id. The model card names the feature set;
     its feature names and version are checked against the installed ones when the unit is
