@@ -151,11 +151,14 @@ def test_a_detection_count_outside_the_models_bins(tmp_path, rhu_datapoints, tra
     first_two = sorted((dp for dp in rhu_datapoints if dp.is_detection), key=lambda dp: dp.time)[:2]
     body = run_unit(T2Classifier, first_two, model=str(model), outside_bins="skip")
     assert body["bin"] == "2" and body["goal"] == "infant" and "skipped" not in body
+    assert body["young_sn"] == pytest.approx(body["probabilities"]["SN Ia"])  # the one SN class of the tiny model
 
 
 def test_no_detection_and_no_model_are_errors(tiny_model, rhu_datapoints):
     limits = [dp for dp in rhu_datapoints if dp.upper_limit]
     with pytest.raises(NoDetections, match="no detection, nothing to classify"):
         run_unit(T2Classifier, limits, model=str(tiny_model))
+    skipped = run_unit(T2Classifier, limits, model=str(tiny_model), outside_bins="skip")
+    assert skipped["n_detections"] == 0 and "no detection" in skipped["skipped"]
     with pytest.raises(AmpelError, match=r"'nowhere' is neither a shipped model .* nor a model directory"):
         run_unit(T2Classifier, rhu_datapoints, model="nowhere")

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ampel_classifiers.model import Classifier
     from ampel_core.views import StateView
 
-__all__ = ["NoDetections", "T2Classifier", "T2LightCurveFeatures", "feature_values"]
+__all__ = ["NoDetections", "T2Classifier", "T2LightCurveFeatures", "feature_values", "young_sn"]
 
 
 class NoDetections(AmpelError, ValueError):
@@ -34,6 +34,12 @@ class NoDetections(AmpelError, ValueError):
 def feature_values(fs: FeatureSet, vector: Any) -> dict[str, float | None]:
     """A feature vector as ``{name: value}``, NaN as None (JSON has no NaN)."""
     return {name: (None if value != value else float(value)) for name, value in zip(fs.names, vector, strict=True)}
+
+
+def young_sn(probabilities: dict[str, float]) -> float:
+    """P(young SN) of an infant model: the sum of the probabilities of its supernova classes (those
+    whose name starts with "SN")."""
+    return float(sum(p for name, p in probabilities.items() if name.startswith("SN")))
 
 
 def _feature_identity(fs: FeatureSet) -> JSON:
@@ -78,15 +84,17 @@ class T2Classifier(StateUnit):
 
     Result body: ``probabilities`` ({class: p}, summing to 1), ``classification`` (the most likely
     class), ``model`` ({name, version, digest}), ``goal``, ``n_detections``, ``bin``,
-    ``feature_set`` ({name, version, survey, digest}). A state whose detection count has no bin in
-    the model (an infant model sees at most 3 detections) is an error, or, with
+    ``feature_set`` ({name, version, survey, digest}); an infant model's body adds ``young_sn``
+    (P(young SN), see `young_sn`). A state whose detection count has no bin in the model (an
+    infant model sees at most 4 detections; no model has a bin for 0) is an error, or, with
     ``outside_bins: skip``, a body ``{"skipped": reason, "model", "n_detections"}`` without
-    probabilities. A state without detections is an error.
+    probabilities.
     """
 
     model: str = Field(description="a shipped model's name, or the path of a model directory")
     outside_bins: Literal["error", "skip"] = Field(
-        "error", description="a state whose detection count has no bin in the model: an error, or a skipped result")
+        "error", description="a state whose detection count (0 included) has no bin in the model: an error, "
+                             "or a skipped result")
     _classifier: Classifier | None = PrivateAttr(default=None)
 
     def model_path(self) -> Path:
@@ -129,16 +137,19 @@ class T2Classifier(StateUnit):
         lc = LightCurve.from_datapoints(state.datapoints)
         n = lc.n_detections
         model = {"name": card.name, "version": card.version, "digest": classifier.digest}
-        if n == 0:
-            raise NoDetections(f"state {state.id}: no detection, nothing to classify")
         try:
+            if n == 0:
+                raise NoDetections(f"state {state.id}: no detection, nothing to classify")
             serving = classifier.serving_bin(n)
-        except ModelMismatch as error:
+        except (NoDetections, ModelMismatch) as error:
             if self.outside_bins == "skip":
                 return {"skipped": str(error), "model": model, "n_detections": n}
             raise
         proba = classifier.predict_proba(fs.extract(lc)[None, :], np.array([n]))[0]
         probabilities = {name: float(p) for name, p in zip(card.taxonomy, proba, strict=True)}
-        return {"probabilities": probabilities, "classification": card.taxonomy[int(np.argmax(proba))],
+        body = {"probabilities": probabilities, "classification": card.taxonomy[int(np.argmax(proba))],
                 "model": model, "goal": card.goal, "n_detections": n, "bin": bin_label(n), "model_bin": serving,
                 "feature_set": _feature_identity(fs)}
+        if card.goal == "infant":
+            body["young_sn"] = young_sn(probabilities)
+        return body
