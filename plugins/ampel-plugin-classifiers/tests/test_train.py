@@ -65,7 +65,7 @@ def test_config_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     }
     for text, message in cases.items():
         config.write_text(text)
-        code, out, err = ampel(capsys, "classifiers", "train", str(config))
+        code, _, err = ampel(capsys, "classifiers", "train", str(config))
         assert code == 2
         assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1, err
     code, _, err = ampel(capsys, "classifiers", "train", str(tmp_path / "missing.yaml"))

@@ -128,10 +128,7 @@ def _observe(survey: str, epochs: _Epochs, flux: np.ndarray, rng: np.random.Gene
     detected = np.abs(observed) >= DETECTION_SNR * flux_err
     if not detected.any():
         return None
-    if survey == "ztf":
-        rows = detected
-    else:
-        rows = time >= time[detected][0] - FORCED_BEFORE_DAYS
+    rows = detected if survey == "ztf" else time >= time[detected][0] - FORCED_BEFORE_DAYS
     return LightCurve(time=time[rows] + 60000.0, flux=observed[rows], flux_err=flux_err[rows],
                       band=band[rows].astype(str), detected=detected[rows])
 
@@ -251,6 +248,7 @@ def _transient(label: str, survey: str, rng: np.random.Generator) -> tuple[Any, 
     import sncosmo
 
     peak_phase = 0.0  # SALT2's phase 0 is B maximum; the blackbody sources peak at phase 0
+    params: dict[str, Any]
     if label == "SN Ia":
         source, params = _salt2(), {"x1": float(np.clip(rng.normal(0, 1), -3, 3)),
                                     "c": float(np.clip(rng.normal(0, 0.1), -0.3, 0.5))}
@@ -322,8 +320,8 @@ def _agn(survey: str, epochs: _Epochs, rng: np.random.Generator) -> tuple[np.nda
 
 def _periodic(survey: str, epochs: _Epochs, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
     kind = str(rng.choice(["RR Lyrae", "Cepheid", "eclipsing binary"]))
-    period = float({"RR Lyrae": lambda: rng.uniform(0.3, 0.9), "Cepheid": lambda: np.exp(rng.uniform(np.log(2), np.log(50))),
-                    "eclipsing binary": lambda: np.exp(rng.uniform(np.log(0.3), np.log(10)))}[kind]())
+    low, high = {"RR Lyrae": (0.3, 0.9), "Cepheid": (2.0, 50.0), "eclipsing binary": (0.3, 10.0)}[kind]
+    period = float(rng.uniform(low, high) if kind == "RR Lyrae" else np.exp(rng.uniform(np.log(low), np.log(high))))
     amplitude = float(rng.uniform(0.3, 1.2))
     phase = (epochs.time / period + rng.uniform()) % 1.0
     if kind == "eclipsing binary":  # two eclipses, the secondary shallower
