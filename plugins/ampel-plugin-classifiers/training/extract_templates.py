@@ -51,9 +51,9 @@ def resample(path: Path) -> np.ndarray:
         out[:, column] = np.interp(PHASES, phases, grid[:, column])
     # outside the template: a 5-day linear rise from zero before its first phase, and after its last
     # phase its last spectrum fading at LATE_DECLINE mag/day (radioactive tail), not a cliff to zero
-    before = PHASES < phases[0]
+    before = phases[0] > PHASES
     out[before] *= np.clip(1 - (phases[0] - PHASES[before]) / 5.0, 0.0, 1.0)[:, None]
-    after = PHASES > phases[-1]
+    after = phases[-1] < PHASES
     out[after] *= 10 ** (-0.4 * LATE_DECLINE * (PHASES[after] - phases[-1]))[:, None]
     out /= out.max()  # only the shape matters: each simulated SN is scaled to a drawn peak magnitude
     return np.clip(out, 0.0, None).astype(np.float32)

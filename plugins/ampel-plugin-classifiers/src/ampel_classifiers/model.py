@@ -3,7 +3,8 @@
 A model is a folder::
 
     card.json            the ModelCard (training, features, taxonomy, metrics, file digests)
-    bin_<label>.ubj      one XGBoost model per bin, XGBoost's own UBJSON format (LightGBM: .txt)
+    bin_<label>.ubj.gz   one XGBoost model per bin in XGBoost's own UBJSON format, gzipped (LightGBM:
+                         its own text format, .txt.gz); the frameworks read the decompressed bytes
     calibration.json     per bin: the taxonomy indices the model's outputs stand for, and a temperature
 
 No pickle anywhere: every file is read by its framework's own loader or as JSON. `load_classifier`
@@ -21,6 +22,7 @@ for (``bins``) and may name, for a bin without a model, the bin whose model serv
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -43,7 +45,7 @@ BINS: tuple[tuple[int, int | None], ...] = (
     (1, 1), (2, 2), (3, 4), (5, 6), (7, 9), (10, 14), (15, 20), (21, 30), (31, 45), (46, 75), (76, None))
 
 Framework = Literal["xgboost", "lightgbm"]
-_SUFFIX: dict[str, str] = {"xgboost": ".ubj", "lightgbm": ".txt"}
+_SUFFIX: dict[str, str] = {"xgboost": ".ubj.gz", "lightgbm": ".txt.gz"}
 
 
 class ModelMismatch(AmpelError, ValueError):
@@ -217,16 +219,17 @@ class Classifier:
 
 
 def _load_booster(framework: str, path: Path) -> Any:
+    raw = gzip.decompress(path.read_bytes())
     if framework == "xgboost":
         import xgboost
 
         booster = xgboost.Booster()
-        booster.load_model(str(path))
+        booster.load_model(bytearray(raw))
         booster.set_param({"nthread": 1})
         return booster
     import lightgbm
 
-    return lightgbm.Booster(model_file=str(path))
+    return lightgbm.Booster(model_str=raw.decode())
 
 
 def load_classifier(path: str | Path) -> Classifier:
@@ -290,14 +293,15 @@ def save_classifier(directory: str | Path, card: ModelCard, models_by_bin: Mappi
             import xgboost
 
             booster = estimator.get_booster() if hasattr(estimator, "get_booster") else estimator
-            booster.save_model(str(folder / relative))
+            raw = bytes(booster.save_raw(raw_format="ubj"))
             framework_version = xgboost.__version__
         else:
             import lightgbm
 
             booster = getattr(estimator, "booster_", estimator)
-            booster.save_model(str(folder / relative))
+            raw = booster.model_to_string().encode()
             framework_version = lightgbm.__version__
+        (folder / relative).write_bytes(gzip.compress(raw, compresslevel=9, mtime=0))
         calibration[label] = {"classes": list(model.classes), "temperature": float(model.temperature)}
         written.append(relative)
     (folder / CALIBRATION_FILE).write_text(json.dumps(calibration, sort_keys=True, indent=1) + "\n")

@@ -128,10 +128,7 @@ def _observe(survey: str, epochs: _Epochs, flux: np.ndarray, rng: np.random.Gene
     detected = np.abs(observed) >= DETECTION_SNR * flux_err
     if not detected.any():
         return None
-    if survey == "ztf":
-        rows = detected
-    else:
-        rows = time >= time[detected][0] - FORCED_BEFORE_DAYS
+    rows = detected if survey == "ztf" else time >= time[detected][0] - FORCED_BEFORE_DAYS
     return LightCurve(time=time[rows] + 60000.0, flux=observed[rows], flux_err=flux_err[rows],
                       band=band[rows].astype(str), detected=detected[rows])
 
@@ -191,7 +188,7 @@ def _blackbody_source(phase: np.ndarray, luminosity: np.ndarray, temperature: np
     """A TimeSeriesSource with a blackbody of ``temperature`` (K) scaled by ``luminosity`` at each phase."""
     import sncosmo
 
-    wave = np.arange(1000.0, 12001.0, 50.0)
+    wave = np.arange(1000.0, 12001.0, 100.0)
     hc_k = 1.438777e8  # h c / k in Angstrom Kelvin
     planck = wave[None, :] ** -5 / np.expm1(hc_k / (wave[None, :] * temperature[:, None]))
     planck /= (temperature[:, None] ** 4)  # bolometric flux of a blackbody goes as T^4
@@ -201,10 +198,35 @@ def _blackbody_source(phase: np.ndarray, luminosity: np.ndarray, temperature: np
     return sncosmo.TimeSeriesSource(phase, wave, flux / flux.max(), time_spline_degree=1)
 
 
+@cache
+def _distance_modulus() -> tuple[np.ndarray, np.ndarray]:
+    """Planck18 distance modulus on a redshift grid (interpolated: astropy per object is slow)."""
+    from astropy.cosmology import Planck18
+
+    grid = np.geomspace(1e-4, 3.0, 2000)
+    return grid, np.asarray(Planck18.distmod(grid).value)
+
+
+@cache
+def _peak_phase(name: str) -> float:
+    """Rest-frame phase of a template's B-band maximum (found once per template)."""
+    return float(_cc_templates()[name][1].peakphase("bessellb", sampling=0.5))
+
+
+def _scale_to_peak(model: Any, magnitude: float, peak_phase: float) -> None:
+    """Scale the model's source so that its rest-frame B magnitude at ``peak_phase`` is ``magnitude``
+    at the model's redshift (what sncosmo's set_source_peakabsmag does, without its peak search)."""
+    grid, modulus = _distance_modulus()
+    target = magnitude + float(np.interp(model.get("z"), grid, modulus))
+    current = float(model.source.bandmag("bessellb", "ab", peak_phase))
+    name = model.source.param_names[0]
+    model.set(**{name: model.get(name) * 10 ** (0.4 * (current - target))})
+
+
 def _slsn(rng: np.random.Generator) -> tuple[Any, dict[str, Any]]:
-    phase = np.arange(-150.0, 500.0, 2.0)
-    rise, fall = rng.uniform(15, 50), rng.uniform(30, 120)
-    shift = rise * np.log(fall / rise - 1) if fall > 2 * rise else 0.0  # put the maximum near phase 0
+    phase = np.arange(-150.0, 500.0, 3.0)
+    rise, fall = rng.uniform(15, 40), rng.uniform(40, 120)
+    shift = rise * np.log(max(fall / rise - 1, 1e-3))  # the maximum of the Bazin shape at phase 0
     luminosity = np.exp(-(phase + shift) / fall) / (1 + np.exp(-(phase + shift) / rise))
     t_peak, cooling = rng.uniform(12000, 18000), rng.uniform(40, 100)
     temperature = np.clip(t_peak - cooling * np.clip(phase, 0, None), 6000, None)
@@ -213,7 +235,7 @@ def _slsn(rng: np.random.Generator) -> tuple[Any, dict[str, Any]]:
 
 
 def _tde(rng: np.random.Generator) -> tuple[Any, dict[str, Any]]:
-    phase = np.arange(-150.0, 500.0, 2.0)
+    phase = np.arange(-150.0, 500.0, 3.0)
     sigma, t0 = rng.uniform(8, 30), rng.uniform(20, 80)
     luminosity = np.where(phase < 0, np.exp(-0.5 * (phase / sigma) ** 2), (1 + np.clip(phase, 0, None) / t0) ** (-5 / 3))
     temperature = np.full(len(phase), rng.uniform(20000, 40000))
@@ -224,8 +246,9 @@ def _tde(rng: np.random.Generator) -> tuple[Any, dict[str, Any]]:
 def _transient(label: str, survey: str, rng: np.random.Generator) -> tuple[Any, dict[str, Any]]:
     """An sncosmo Model of one transient of class ``label``, placed and scaled; and its parameters."""
     import sncosmo
-    from astropy.cosmology import Planck18
 
+    peak_phase = 0.0  # SALT2's phase 0 is B maximum; the blackbody sources peak at phase 0
+    params: dict[str, Any]
     if label == "SN Ia":
         source, params = _salt2(), {"x1": float(np.clip(rng.normal(0, 1), -3, 3)),
                                     "c": float(np.clip(rng.normal(0, 0.1), -0.3, 0.5))}
@@ -234,6 +257,7 @@ def _transient(label: str, survey: str, rng: np.random.Generator) -> tuple[Any, 
         names = _cc_template_names()[label]
         name = str(rng.choice(sorted(names)))
         source, params = _cc_templates()[name][1], {"template": name, "type": names[name]}
+        peak_phase = _peak_phase(name)
         mean, sigma = {"SN Ibc": (-17.5, 0.8), "SN II": (-16.8, 0.9)}[label]
         if names[name] == "SN IIn":
             mean, sigma = -18.5, 1.0
@@ -249,7 +273,7 @@ def _transient(label: str, survey: str, rng: np.random.Generator) -> tuple[Any, 
     model = sncosmo.Model(source=source, effects=[sncosmo.CCM89Dust()], effect_names=["host"],
                           effect_frames=["rest"])
     model.set(z=redshift, hostebv=ebv, hostr_v=3.1, **({k: params[k] for k in ("x1", "c")} if label == "SN Ia" else {}))
-    model.set_source_peakabsmag(magnitude, "bessellb", "ab", cosmo=Planck18)
+    _scale_to_peak(model, magnitude, peak_phase)
     return model, {**params, "z": redshift, "peak_abs_mag_B": float(magnitude), "host_ebv": ebv}
 
 
@@ -296,8 +320,8 @@ def _agn(survey: str, epochs: _Epochs, rng: np.random.Generator) -> tuple[np.nda
 
 def _periodic(survey: str, epochs: _Epochs, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
     kind = str(rng.choice(["RR Lyrae", "Cepheid", "eclipsing binary"]))
-    period = float({"RR Lyrae": lambda: rng.uniform(0.3, 0.9), "Cepheid": lambda: np.exp(rng.uniform(np.log(2), np.log(50))),
-                    "eclipsing binary": lambda: np.exp(rng.uniform(np.log(0.3), np.log(10)))}[kind]())
+    low, high = {"RR Lyrae": (0.3, 0.9), "Cepheid": (2.0, 50.0), "eclipsing binary": (0.3, 10.0)}[kind]
+    period = float(rng.uniform(low, high) if kind == "RR Lyrae" else np.exp(rng.uniform(np.log(low), np.log(high))))
     amplitude = float(rng.uniform(0.3, 1.2))
     phase = (epochs.time / period + rng.uniform()) % 1.0
     if kind == "eclipsing binary":  # two eclipses, the secondary shallower
