@@ -19,8 +19,9 @@ The features, in this order:
    kurtosis, reduced chi2, linear fit (slope, its sigma, reduced chi2), fraction beyond 1 std,
    maximum slope, cusum, eta_e, 10 % inter-percentile range, observation count. "full" adds the
    Bazin fit (amplitude, baseline, reference time, rise time, fall time, reduced chi2; ``lmsder``),
-   Stetson K, Otsu split (4), median, percent amplitude, and the multi-colour periodogram's best
-   period and its S/N (over the bands the light curve has points in).
+   Stetson K, Otsu split (4), median, percent amplitude; and the best period of the periodogram of
+   the band with the most points (the first of equals) and its S/N (``periodogram_period_0``,
+   ``periodogram_period_s_to_n_0``).
 2. **Per band**, from numpy: ``peak_mag_<band>`` (``25 - 2.5 log10`` of the band's largest flux)
    and ``peak_dt_<band>`` (time of the band's largest flux minus the time of the peak detection).
 3. **Colours** of each pair of neighbouring bands (a bluer, b redder), in magnitudes:
@@ -53,14 +54,15 @@ from ampel_core.provenance import digest as _digest
 if TYPE_CHECKING:
     from ampel_core.models import DataPoint
 
-__all__ = ["FEATURE_SETS", "FEATURE_VERSION", "LATEST_COLOR_WINDOW", "LSST_BANDS", "SURVEYS", "ZTF_BANDS",
+__all__ = ["FEATURE_SETS", "FEATURE_VERSIONS", "LATEST_COLOR_WINDOW", "LSST_BANDS", "SURVEYS", "ZTF_BANDS",
            "FeatureError", "FeatureSet", "LightCurve", "feature_set", "light_curve_extractor"]
 
 ZTF_BANDS = ("ztfg", "ztfr", "ztfi")
 LSST_BANDS = ("lsstu", "lsstg", "lsstr", "lssti", "lsstz", "lssty")
 SURVEYS: dict[str, tuple[str, ...]] = {"ztf": ZTF_BANDS, "lsst": LSST_BANDS}
 FEATURE_SETS = ("cheap", "full")
-FEATURE_VERSION = "1"  # raise it whenever a feature's definition changes: models check it
+# raise a set's version whenever one of its features changes: models check it
+FEATURE_VERSIONS = {"cheap": "1", "full": "2"}  # full 2: the periodogram of the best-sampled band
 LATEST_COLOR_WINDOW = 2.0  # days between the two detections of a "latest" colour
 DETECTION_SNR = 5.0  # a forced-photometry point with flux / flux_err >= this counts as a detection
 ZERO_POINT = 25.0
@@ -138,16 +140,16 @@ def _extractors(name: str, bands: Sequence[str]) -> list[Any]:
             lc.PercentAmplitude(bands=b)]
 
 
-PERIODOGRAM_NAMES = ("multicolor_periodogram_period_0", "multicolor_periodogram_period_s_to_n_0")
+PERIODOGRAM_NAMES = ("periodogram_period_0", "periodogram_period_s_to_n_0")
 
 
 @cache
-def _periodogram(bands: tuple[str, ...]) -> Any:
-    """light-curve's multi-colour periodogram over the bands a light curve has points in (light-curve
-    0.13 panics on a band without points)."""
+def _periodogram() -> Any:
+    """light-curve's single-band periodogram (its multi-colour one panics on many real light curves
+    with few points in a band, light-curve 0.13)."""
     import light_curve as lc
 
-    return lc.Periodogram(peaks=1, bands=list(bands))
+    return lc.Periodogram(peaks=1)
 
 
 def light_curve_extractor(name: str, survey: str) -> Any:
@@ -238,8 +240,9 @@ def feature_set(name: str, survey: str) -> FeatureSet:
              *GLOBAL_NAMES)
     if len(set(names)) != len(names):
         raise AssertionError(f"feature set {name}/{survey}: duplicate feature names")
-    identity = {"name": name, "version": FEATURE_VERSION, "survey": survey, "bands": bands, "names": names}
-    return FeatureSet(name, FEATURE_VERSION, survey, bands, names, _digest(identity), extractor, features,
+    version = FEATURE_VERSIONS[name]
+    identity = {"name": name, "version": version, "survey": survey, "bands": bands, "names": names}
+    return FeatureSet(name, version, survey, bands, names, _digest(identity), extractor, features,
                       slice(first, first + len(bands)), slice(counts, counts + len(bands)))
 
 
@@ -267,8 +270,8 @@ def _extract(fs: FeatureSet, lc: LightCurve) -> np.ndarray:
     lc_values = _evaluate(fs, args)
     lc_values[fs._counts] = [len(per_band[b]) for b in fs.bands]  # 0, not undefined, for a band without points
     if fs.name == "full":
-        present = tuple(b for b in fs.bands if len(per_band[b]))
-        periodogram = _call(_periodogram(present), args) if n > 1 and time[-1] > time[0] else None
+        best = per_band[max(fs.bands, key=lambda b: len(per_band[b]))]  # the first of equals
+        periodogram = _call(_periodogram(), (args[0][best], flux[best], flux_err[best])) if len(best) > 1 else None
         if periodogram is None:
             periodogram = np.array([nan, nan])
         lc_values = np.concatenate([lc_values, periodogram])

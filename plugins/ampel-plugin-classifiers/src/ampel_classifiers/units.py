@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr, model_validator
 
-from ampel_classifiers.features import FEATURE_VERSION, FeatureSet, LightCurve, feature_set
+from ampel_classifiers.features import FEATURE_VERSIONS, FeatureSet, LightCurve, feature_set
 from ampel_core.errors import AmpelError
 from ampel_core.units import JSON, StateUnit
 
@@ -56,14 +56,19 @@ class T2LightCurveFeatures(StateUnit):
 
     feature_set: Literal["cheap", "full"] = Field("cheap", description="the feature set")
     survey: Literal["ztf", "lsst"] = Field(description="whose bands: ztf (g, r, i) or lsst (ugrizy)")
-    feature_version: str = Field(FEATURE_VERSION, description="must be the installed feature version")
+    feature_version: str = Field("", description="the feature set's version (default: the installed one, "
+                                                  "which any other value must equal)")
 
-    @field_validator("feature_version")
+    @model_validator(mode="before")
     @classmethod
-    def _installed_version(cls, value: str) -> str:
-        if value != FEATURE_VERSION:
-            raise ValueError(f"feature version {value!r} is not the installed one ({FEATURE_VERSION!r})")
-        return value
+    def _installed_version(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            installed = FEATURE_VERSIONS.get(data.get("feature_set", "cheap"))
+            version = data.setdefault("feature_version", installed)
+            if installed is not None and version != installed:
+                raise ValueError(f"feature_version {version!r} of feature set {data.get('feature_set', 'cheap')!r} is "
+                                 f"not the installed one ({installed!r})")
+        return data
 
     def process(self, state: StateView) -> JSON:
         fs = feature_set(self.feature_set, self.survey)
@@ -116,10 +121,11 @@ class T2Classifier(StateUnit):
 
             classifier = load_classifier(self.model_path())
             card = classifier.card
-            if card.feature_version != FEATURE_VERSION:
+            installed = feature_set(card.feature_set, card.survey)
+            if card.feature_version != installed.version:
                 raise ModelMismatch(f"model {card.name} {card.version}: trained on feature set {card.feature_set} "
-                                    f"version {card.feature_version}, installed version is {FEATURE_VERSION}")
-            classifier.check_features(feature_set(card.feature_set, card.survey).names)
+                                    f"version {card.feature_version}, installed version is {installed.version}")
+            classifier.check_features(installed.names)
             self._classifier = classifier
         return self._classifier
 
