@@ -6,17 +6,21 @@ depending on `T2LightCurveFeatures`: a tied unit would add a ticket, a stored fe
 dependency lookup per state, which costs more than the cheap features themselves (about 0.1 ms),
 and the model card, not the job, then decides which features a model gets.
 
-Heavy imports (light-curve, xgboost) happen inside methods: ``ampel config build`` imports this module.
+Heavy imports (light-curve, xgboost) happen inside methods: ``ampel config build`` imports this module
+(numpy and pydantic it imports anyway).
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+import numpy as np
+from pydantic import Field, model_validator
 
 from ampel_classifiers.features import FEATURE_VERSIONS, FeatureSet, LightCurve, feature_set
+from ampel_classifiers.model import ModelMismatch, bin_label
 from ampel_core.errors import AmpelError
 from ampel_core.units import JSON, StateUnit
 
@@ -100,7 +104,6 @@ class T2Classifier(StateUnit):
     outside_bins: Literal["error", "skip"] = Field(
         "error", description="a state whose detection count (0 included) has no bin in the model: an error, "
                              "or a skipped result")
-    _classifier: Classifier | None = PrivateAttr(default=None)
 
     def model_path(self) -> Path:
         """The model directory: the shipped model of this name, else the path."""
@@ -116,27 +119,26 @@ class T2Classifier(StateUnit):
 
     def classifier(self) -> Classifier:
         """The loaded model, checked against the installed feature set (loaded once per instance)."""
-        if self._classifier is None:
-            from ampel_classifiers.model import ModelMismatch, load_classifier
+        return self._loaded
 
-            classifier = load_classifier(self.model_path())
-            card = classifier.card
-            installed = feature_set(card.feature_set, card.survey)
-            if card.feature_version != installed.version:
-                raise ModelMismatch(f"model {card.name} {card.version}: trained on feature set {card.feature_set} "
-                                    f"version {card.feature_version}, installed version is {installed.version}")
-            classifier.check_features(installed.names)
-            self._classifier = classifier
-        return self._classifier
+    @cached_property
+    def _loaded(self) -> Classifier:
+        # a cached property, not a pydantic private attribute: reading one of those costs ~10 µs a call
+        from ampel_classifiers.model import load_classifier
+
+        classifier = load_classifier(self.model_path())
+        card = classifier.card
+        installed = feature_set(card.feature_set, card.survey)
+        if card.feature_version != installed.version:
+            raise ModelMismatch(f"model {card.name} {card.version}: trained on feature set {card.feature_set} "
+                                f"version {card.feature_version}, installed version is {installed.version}")
+        classifier.check_features(installed.names)
+        return classifier
 
     def resources(self) -> dict[str, str | Path]:
         return {f"model/{name}": path for name, path in sorted(self.classifier().files.items())}
 
     def process(self, state: StateView) -> JSON:
-        import numpy as np
-
-        from ampel_classifiers.model import ModelMismatch, bin_label
-
         classifier = self.classifier()
         card = classifier.card
         fs = feature_set(card.feature_set, card.survey)
@@ -152,8 +154,8 @@ class T2Classifier(StateUnit):
                 return {"skipped": str(error), "model": model, "n_detections": n}
             raise
         proba = classifier.predict_proba(fs.extract(lc)[None, :], np.array([n]))[0]
-        probabilities = {name: float(p) for name, p in zip(card.taxonomy, proba, strict=True)}
-        body = {"probabilities": probabilities, "classification": card.taxonomy[int(np.argmax(proba))],
+        probabilities = dict(zip(card.taxonomy, proba.tolist(), strict=True))
+        body = {"probabilities": probabilities, "classification": card.taxonomy[int(proba.argmax())],
                 "model": model, "goal": card.goal, "n_detections": n, "bin": bin_label(n), "model_bin": serving,
                 "feature_set": _feature_identity(fs)}
         if card.goal == "infant":
