@@ -39,6 +39,7 @@ import tarfile  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -53,7 +54,6 @@ from ampel_core.models import DataPoint  # noqa: E402
 from ampel_core.registry import get_registry  # noqa: E402
 from ampel_core.runtime.configured import call_unit, t2_body  # noqa: E402
 from ampel_core.testing import shared_data_dir, state_view  # noqa: E402
-from ampel_core.units import build_unit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TAXONOMY = ("SN Ia", "SN Ibc", "SN II", "SLSN", "TDE", "AGN", "periodic variable", "other")
@@ -116,7 +116,7 @@ def stand_in_model(survey: str, directory: Path, curves: list[LightCurve]) -> Pa
     labels = np.arange(2000) % len(TAXONOMY)
     estimator = xgboost.XGBClassifier(n_estimators=80, max_depth=4, n_jobs=1, random_state=20)
     estimator.fit(features[rows] * rng.normal(1, 0.1, (2000, features.shape[1])), labels)
-    card = ModelCard(name=f"{survey}_stand_in", version="0", goal="unbiased", survey=survey,  # type: ignore[arg-type]
+    card = ModelCard(name=f"{survey}_stand_in", version="0", goal="unbiased", survey=survey,
                      feature_set="cheap", feature_version=fs.version, feature_names=fs.names, taxonomy=TAXONOMY,
                      bins=())
     save_classifier(directory, card, {bin_label(low): BinModel(estimator, tuple(range(len(TAXONOMY))))
@@ -150,7 +150,7 @@ def per_ticket(model: Path, objects: list[list[DataPoint]], rounds: int,
                inner: int) -> dict[str, float]:
     """Seconds per state, summed over the states: direct (ready light curve), direct from
     datapoints, unit. The sides alternate ``rounds`` times; each keeps its fastest round."""
-    unit = build_unit(T2Classifier, {"model": str(model)})
+    unit = T2Classifier(model=str(model))
     classifier = unit.classifier()  # loaded once per instance, as in a worker; both sides use its boosters
     card = classifier.card
     fs = feature_set(card.feature_set, card.survey)
@@ -169,7 +169,7 @@ def per_ticket(model: Path, objects: list[list[DataPoint]], rounds: int,
         def framework(view: Any = view) -> Any:
             return t2_body("T2Classifier", call_unit(unit, view))
 
-        sides = {"direct": direct, "from datapoints": from_datapoints, "unit": framework}
+        sides: dict[str, Callable[[], Any]] = {"direct": direct, "from datapoints": from_datapoints, "unit": framework}
         best = dict.fromkeys(sides, float("inf"))
         for _ in range(rounds):
             for side, call in sides.items():
@@ -189,7 +189,7 @@ def measure(survey: str, objects: list[list[DataPoint]], args: argparse.Namespac
     rows = []
     for name in ("cheap", "full"):
         fs = feature_set(name, survey)
-        per_second = rate(lambda fs=fs: fs.extract_many(curves), len(curves), args.seconds, args.repeat)
+        per_second = rate(partial(fs.extract_many, curves), len(curves), args.seconds, args.repeat)
         rows.append((label, f"{name} features ({len(fs.names)}), light curves/s/core", f"{per_second:,.0f}",
                      "≥ 5,000" if name == "cheap" else "-"))
 
