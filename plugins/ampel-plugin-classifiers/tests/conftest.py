@@ -4,7 +4,7 @@ trained here with `save_classifier` on simple simulated light curves."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +86,17 @@ def train_tiny_model(directory: Path, survey: str = "ztf", name: str = "tiny", s
     chosen = [bin_label(low) for low, _ in BINS] if bins is None else bins
     save_classifier(directory, card, {label: BinModel(estimator, tuple(range(len(TINY_TAXONOMY)))) for label in chosen})
     return directory
+
+
+@pytest.fixture(scope="session")
+def train_model() -> Callable[..., Path]:
+    """`train_tiny_model` (test modules cannot import conftest under the importlib import mode)."""
+    return train_tiny_model
+
+
+@pytest.fixture(scope="session")
+def taxonomy() -> tuple[str, ...]:
+    return TINY_TAXONOMY
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,9 @@ The features, in this order:
    kurtosis, reduced chi2, linear fit (slope, its sigma, reduced chi2), fraction beyond 1 std,
    maximum slope, cusum, eta_e, 10 % inter-percentile range, observation count. "full" adds the
    Bazin fit (amplitude, baseline, reference time, rise time, fall time, reduced chi2; ``lmsder``),
-   Stetson K, Otsu split (4), median, percent amplitude, and the multi-colour periodogram's best
-   period and its S/N (over the bands the light curve has points in).
+   Stetson K, Otsu split (4), median, percent amplitude; and the best period of the periodogram of
+   the band with the most points (the first of equals) and its S/N (``periodogram_period_0``,
+   ``periodogram_period_s_to_n_0``).
 2. **Per band**, from numpy: ``peak_mag_<band>`` (``25 - 2.5 log10`` of the band's largest flux)
    and ``peak_dt_<band>`` (time of the band's largest flux minus the time of the peak detection).
 3. **Colours** of each pair of neighbouring bands (a bluer, b redder), in magnitudes:
@@ -29,9 +30,11 @@ The features, in this order:
    in time, within `LATEST_COLOR_WINDOW` days). NaN where a flux is not positive.
 4. **Whole light curve**: ``n_detections``, ``n_points``, ``detection_duration`` (last minus first
    detection), ``rise_time`` (peak detection minus first detection), ``fall_time`` (last detection
-   minus peak detection), ``max_snr``; the peak detection is the detection with the largest flux.
+   minus peak detection), ``max_snr``; the peak detection is the (earliest) detection with the largest flux.
 
-Every non-finite value (a fit that diverged, a slope between points at one time) is NaN.
+Points at one time in one band are first combined into their inverse-variance weighted mean
+(light-curve needs distinct times). Every non-finite value (a fit that diverged) is NaN, and so is
+every value of a light-curve feature whose Rust code panics on a degenerate light curve.
 """
 
 from __future__ import annotations
@@ -51,14 +54,15 @@ from ampel_core.provenance import digest as _digest
 if TYPE_CHECKING:
     from ampel_core.models import DataPoint
 
-__all__ = ["FEATURE_SETS", "FEATURE_VERSION", "LATEST_COLOR_WINDOW", "LSST_BANDS", "SURVEYS", "ZTF_BANDS",
+__all__ = ["FEATURE_SETS", "FEATURE_VERSIONS", "LATEST_COLOR_WINDOW", "LSST_BANDS", "SURVEYS", "ZTF_BANDS",
            "FeatureError", "FeatureSet", "LightCurve", "feature_set", "light_curve_extractor"]
 
 ZTF_BANDS = ("ztfg", "ztfr", "ztfi")
 LSST_BANDS = ("lsstu", "lsstg", "lsstr", "lssti", "lsstz", "lssty")
 SURVEYS: dict[str, tuple[str, ...]] = {"ztf": ZTF_BANDS, "lsst": LSST_BANDS}
 FEATURE_SETS = ("cheap", "full")
-FEATURE_VERSION = "1"  # raise it whenever a feature's definition changes: models check it
+# raise a set's version whenever one of its features changes: models check it
+FEATURE_VERSIONS = {"cheap": "1", "full": "2"}  # full 2: the periodogram of the best-sampled band
 LATEST_COLOR_WINDOW = 2.0  # days between the two detections of a "latest" colour
 DETECTION_SNR = 5.0  # a forced-photometry point with flux / flux_err >= this counts as a detection
 ZERO_POINT = 25.0
@@ -136,16 +140,16 @@ def _extractors(name: str, bands: Sequence[str]) -> list[Any]:
             lc.PercentAmplitude(bands=b)]
 
 
-PERIODOGRAM_NAMES = ("multicolor_periodogram_period_0", "multicolor_periodogram_period_s_to_n_0")
+PERIODOGRAM_NAMES = ("periodogram_period_0", "periodogram_period_s_to_n_0")
 
 
 @cache
-def _periodogram(bands: tuple[str, ...]) -> Any:
-    """light-curve's multi-colour periodogram over the bands a light curve has points in (light-curve
-    0.13 panics on a band without points)."""
+def _periodogram() -> Any:
+    """light-curve's single-band periodogram (its multi-colour one panics on many real light curves
+    with few points in a band, light-curve 0.13)."""
     import light_curve as lc
 
-    return lc.Periodogram(peaks=1, bands=list(bands))
+    return lc.Periodogram(peaks=1)
 
 
 def light_curve_extractor(name: str, survey: str) -> Any:
@@ -154,6 +158,29 @@ def light_curve_extractor(name: str, survey: str) -> Any:
     import light_curve as lc
 
     return lc.Extractor(*_extractors(name, SURVEYS[survey]))
+
+
+def _call(evaluator: Any, args: tuple[np.ndarray, ...]) -> np.ndarray | None:
+    """``evaluator(*args)`` with NaN for what is undefined; None where light-curve's Rust code panics
+    (it does on some degenerate light curves, e.g. fluxes near the float limits)."""
+    try:
+        return np.asarray(evaluator(*args, fill_value=math.nan, sorted=True, check=False), dtype=np.float64)
+    except Exception:
+        raise
+    except BaseException as error:  # pyo3's PanicException derives from BaseException
+        if type(error).__name__ != "PanicException":
+            raise
+        return None
+
+
+def _evaluate(fs: FeatureSet, args: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Part 1 of the features: one call of the extractor or, where it panics, one per feature."""
+    values = _call(fs._extractor, args)
+    if values is None:
+        parts = [_call(feature, args) for feature in fs._features]
+        values = np.concatenate([np.full(len(f.names), math.nan) if part is None else part
+                                 for f, part in zip(fs._features, parts, strict=True)])
+    return values
 
 
 @dataclass(frozen=True)
@@ -167,6 +194,7 @@ class FeatureSet:
     names: tuple[str, ...]
     digest: str
     _extractor: Any = field(repr=False, compare=False)
+    _features: tuple[Any, ...] = field(repr=False, compare=False)
     _weighted_mean: slice = field(repr=False, compare=False)
     _counts: slice = field(repr=False, compare=False)
 
@@ -198,7 +226,10 @@ def feature_set(name: str, survey: str) -> FeatureSet:
     if survey not in SURVEYS:
         raise FeatureError(f"survey {survey!r}: unknown; choose one of {', '.join(SURVEYS)}")
     bands = SURVEYS[survey]
-    extractor = light_curve_extractor(name, survey)
+    import light_curve as lc
+
+    features = tuple(_extractors(name, bands))
+    extractor = lc.Extractor(*features)
     lc_names = tuple(extractor.names)
     first = lc_names.index(f"weighted_mean_{bands[0]}")
     counts = lc_names.index(f"observation_count_{bands[0]}")
@@ -209,8 +240,9 @@ def feature_set(name: str, survey: str) -> FeatureSet:
              *GLOBAL_NAMES)
     if len(set(names)) != len(names):
         raise AssertionError(f"feature set {name}/{survey}: duplicate feature names")
-    identity = {"name": name, "version": FEATURE_VERSION, "survey": survey, "bands": bands, "names": names}
-    return FeatureSet(name, FEATURE_VERSION, survey, bands, names, _digest(identity), extractor,
+    version = FEATURE_VERSIONS[name]
+    identity = {"name": name, "version": version, "survey": survey, "bands": bands, "names": names}
+    return FeatureSet(name, version, survey, bands, names, _digest(identity), extractor, features,
                       slice(first, first + len(bands)), slice(counts, counts + len(bands)))
 
 
@@ -223,6 +255,8 @@ def _extract(fs: FeatureSet, lc: LightCurve) -> np.ndarray:
     if len(time) > 1 and np.any(time[1:] < time[:-1]):
         order = np.argsort(time, kind="stable")
         time, flux, flux_err, band, detected = time[order], flux[order], flux_err[order], band[order], detected[order]
+    if len(time) > 1 and np.any(time[1:] == time[:-1]):
+        time, flux, flux_err, band, detected = _merge_repeated(time, flux, flux_err, band, detected)
     nan = math.nan
     n = len(time)
     per_band = {b: np.flatnonzero(band == b) for b in fs.bands}
@@ -232,12 +266,14 @@ def _extract(fs: FeatureSet, lc: LightCurve) -> np.ndarray:
                            f"{', '.join(fs.bands)}")
     det = np.flatnonzero(detected)
     t0 = time[det[0]] if len(det) else (time[0] if n else 0.0)
-    lc_values = fs._extractor(time - t0, flux, flux_err, band, fill_value=nan, sorted=True, check=False)
+    args = (time - t0, flux, flux_err, band)
+    lc_values = _evaluate(fs, args)
     lc_values[fs._counts] = [len(per_band[b]) for b in fs.bands]  # 0, not undefined, for a band without points
     if fs.name == "full":
-        present = tuple(b for b in fs.bands if len(per_band[b]))
-        periodogram = (_periodogram(present)(time - t0, flux, flux_err, band, fill_value=nan, sorted=True, check=False)
-                       if present else [nan, nan])
+        best = per_band[max(fs.bands, key=lambda b: len(per_band[b]))]  # the first of equals
+        periodogram = _call(_periodogram(), (args[0][best], flux[best], flux_err[best])) if len(best) > 1 else None
+        if periodogram is None:
+            periodogram = np.array([nan, nan])
         lc_values = np.concatenate([lc_values, periodogram])
 
     t_peak = time[det[np.argmax(flux[det])]] if len(det) else nan
@@ -268,6 +304,22 @@ def _extract(fs: FeatureSet, lc: LightCurve) -> np.ndarray:
     out = np.concatenate([lc_values, peak_mag, peak_dt, colors, whole]).astype(np.float64, copy=False)
     out[~np.isfinite(out)] = nan
     return out
+
+
+def _merge_repeated(time: np.ndarray, flux: np.ndarray, flux_err: np.ndarray, band: np.ndarray,
+                    detected: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Points at one time in one band (sorted by time) as one: their inverse-variance weighted mean,
+    detected if any of them is."""
+    keys: dict[tuple[float, str], list[int]] = {}
+    for i, key in enumerate(zip(time.tolist(), band.tolist(), strict=True)):
+        keys.setdefault(key, []).append(i)
+    groups = list(keys.values())
+    weights = [1 / flux_err[g] ** 2 for g in groups]
+    return (np.array([time[g[0]] for g in groups]),
+            np.array([np.sum(w * flux[g]) / np.sum(w) for g, w in zip(groups, weights, strict=True)]),
+            np.array([1 / math.sqrt(np.sum(w)) for w in weights]),
+            np.array([band[g[0]] for g in groups], dtype=band.dtype),
+            np.array([bool(detected[g].any()) for g in groups]))
 
 
 def _latest_color(time: np.ndarray, flux: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
