@@ -160,8 +160,19 @@ def test_shipped_models_load() -> None:
     names = shipped_models()
     if not names:
         pytest.skip("no shipped models in this checkout")
+    from ampel_classifiers.features import feature_set
+    from ampel_classifiers.simulate import simulate
+
     for name in names:
         classifier = load_classifier(shipped_model(name))
-        assert classifier.card.name == name
+        card = classifier.card
+        assert card.name == name
+        features = feature_set(card.feature_set, card.survey)
+        classifier.check_features(features.names)  # the installed features are those it was trained on
+        objects = [o for o in simulate(card.survey, 1, seed=99) if classifier.card.bin_fallback.get(
+            bin_label(o.lightcurve.n_detections), bin_label(o.lightcurve.n_detections)) in card.bins]
+        p = classifier.predict_proba(features.extract_many([o.lightcurve for o in objects]),
+                                     np.array([o.lightcurve.n_detections for o in objects]))
+        np.testing.assert_allclose(p.sum(axis=1), 1.0)
     with pytest.raises(AmpelError, match="no shipped model 'nope'; shipped: "):
         shipped_model("nope")

@@ -75,3 +75,18 @@ def test_config_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_info_of_a_missing_model_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = ampel(capsys, "classifiers", "info", "no_such_model")
     assert code == 2 and err.startswith("error: no shipped model 'no_such_model'")
+
+
+def test_list_and_info_show_the_shipped_cards(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from ampel_classifiers.model import shipped_models
+
+    names = shipped_models()
+    if not names:
+        pytest.skip("no shipped models in this checkout")
+    code, out, _ = ampel(capsys, "classifiers", "list")
+    assert code == 0 and [line.split("\t")[0] for line in out.splitlines()] == names
+    code, out, _ = ampel(capsys, "classifiers", "info", names[0])
+    card = json.loads(out)
+    assert code == 0 and card["name"] == names[0] and len(card["digest"]) == 64 and card["metrics"]
