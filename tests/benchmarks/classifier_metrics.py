@@ -28,7 +28,7 @@ def _row(cells: list[Any], widths: list[int]) -> str:
     return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False))
 
 
-def report(name: str, metrics: dict[str, Any], seconds: float | None) -> None:
+def report(name: str, taxonomy: tuple[str, ...], metrics: dict[str, Any], seconds: float | None) -> None:
     took = f" ({seconds:.0f} s)" if seconds is not None else " (from the card)"
     print(f"\n== {name}{took}")
     full = metrics.get("full")
@@ -38,13 +38,15 @@ def report(name: str, metrics: dict[str, Any], seconds: float | None) -> None:
               f"  Brier {full['brier']}{goal}")
         widths = [20, 13, 8, 6]
         print(_row(["class", "completeness", "purity", "n"], widths))
-        for label, values in full["per_class"].items():
+        for label in taxonomy:
+            values = full["per_class"][label]
             print(_row([label, values["completeness"], values["purity"], values["n"]], widths))
         print("reliability:  " + "  ".join(f"{r['bin']}: conf {r['confidence']:.2f} acc {r['accuracy']:.2f} "
                                            f"(n={r['n']})" for r in full["reliability"]))
     curve = metrics.get("sn_ia_completeness_vs_n")
     if curve:
-        print("SN Ia completeness vs detections: " + "  ".join(f"{n}: {v['completeness']:.2f}" for n, v in curve.items()))
+        print("SN Ia completeness vs detections (n: completeness [SNe Ia]): " + "  ".join(
+            f"{n}: {curve[n]['completeness']:.2f} [{curve[n]['n_sn_ia']}]" for n in sorted(curve, key=int)))
     infant = metrics.get("infant")
     if infant:
         ia, young = infant["sn_ia_at_fpr_0.10"], infant["young_sn_at_fpr_0.10"]
@@ -67,12 +69,12 @@ def main() -> None:
         folder = Path(name) if Path(name).is_dir() else shipped_model(name)
         classifier = load_classifier(folder)
         if args.cards:
-            report(classifier.card.name, classifier.card.metrics, None)
+            report(classifier.card.name, classifier.card.taxonomy, classifier.card.metrics, None)
             continue
         config = TrainConfig.model_validate(classifier.card.training["config"])
         start = time.perf_counter()
         metrics = evaluate(classifier, test_samples(config, args.workers), config)
-        report(classifier.card.name, metrics, time.perf_counter() - start)
+        report(classifier.card.name, classifier.card.taxonomy, metrics, time.perf_counter() - start)
 
 
 if __name__ == "__main__":
