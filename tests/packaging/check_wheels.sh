@@ -17,7 +17,7 @@ python3 -m venv "$scratch/venv"
 # The distributions a user installs; the test fixture and the template's example are not among them.
 core=$(ls "$scratch"/wheels/ampel_core-*.whl)
 "$scratch/venv/bin/pip" install -q --disable-pip-version-check \
-  "$core[plot,prov]" "$scratch"/wheels/ampel_plugin_{ztf,sncosmo,lsst,postgres,catalogs}-*.whl \
+  "$core[plot,prov]" "$scratch"/wheels/ampel_plugin_{ztf,sncosmo,lsst,postgres,catalogs,serve,classifiers}-*.whl \
   $(ls "$scratch"/wheels/ampel_contrib_*-*.whl 2>/dev/null)  # contrib/: the science teams' packages
 
 cd "$scratch"
@@ -26,14 +26,19 @@ unset PYTHONPATH
 import sys
 from pathlib import Path
 
-import ampel_core, ampel_lsst, ampel_postgres, ampel_sncosmo, ampel_ztf
+import ampel_classifiers, ampel_core, ampel_lsst, ampel_postgres, ampel_serve, ampel_sncosmo, ampel_ztf
 
 venv = Path(sys.argv[1]).resolve()
-for module in (ampel_core, ampel_lsst, ampel_postgres, ampel_sncosmo, ampel_ztf):
+for module in (ampel_classifiers, ampel_core, ampel_lsst, ampel_postgres, ampel_serve, ampel_sncosmo, ampel_ztf):
     location = Path(module.__file__).resolve()
     assert venv in location.parents, f"{module.__name__} imported from {location}, not from the installed wheel"
 models = sorted((Path(ampel_sncosmo.__file__).parent / "data").rglob("*.dat"))
 assert models, "ampel_sncosmo's wheel has no model or bandpass files"
+classifiers = Path(ampel_classifiers.__file__).parent
+cards = sorted(classifiers.glob("models/*/card.json"))
+assert len(cards) >= 6 and (classifiers / "data" / "observing_conditions.json").is_file(), "classifier models/data missing"
+serve = Path(ampel_serve.__file__).parent
+assert list(serve.glob("templates/*.html")) and list(serve.glob("static/*")), "ampel_serve's wheel has no web view files"
 print(f"installed from wheels into {venv}: {len(models)} sncosmo data files")
 EOF
 "$scratch/venv/bin/ampel" config build -o "$scratch/ampel_conf.yaml"
@@ -55,3 +60,9 @@ summary = json.load(open(sys.argv[1]))
 assert summary["status"] == "ok" and summary["tickets_failed"] == 0 and summary["tickets_done"] > 0, summary
 print(f"quickstart from the installed wheels: {summary['tickets_done']} T2 tickets done, none failed")
 EOF
+# the shipped classifier models, from the installed wheel, on the shipped ZTF alerts
+"$scratch/venv/bin/ampel" job "$repo/docs/examples/classifiers-ztf.yml" --set "alerts=$repo/docs/examples/data/ztf" \
+  --store "sqlite:///$scratch/c.db" --config "$scratch/ampel_conf.yaml" --no-progress --summary-json "$scratch/c.json"
+"$scratch/venv/bin/python" -c "import json, sys; s = json.load(open(sys.argv[1])); assert s['status'] == 'ok' and \
+s['tickets_failed'] == 0 and s['tickets_done'] > 0, s; print('classifiers from the installed wheel:', s['tickets_done'], 'done')" \
+  "$scratch/c.json"
