@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from ampel_core.store import Store, open_store
 from fastapi import APIRouter, FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["ServeSettings", "create_app", "get_store"]
@@ -120,7 +121,10 @@ def create_app(settings: ServeSettings, service: bool = False) -> FastAPI:
             jobs.close()
             teams.close()
 
-    app = FastAPI(title="AMPEL live instance", lifespan=lifespan, docs_url="/docs", openapi_url="/openapi.json")
+    # OpenAPI reference at /docs (Swagger UI) and /redoc, their scripts served from this host, not a
+    # CDN: a live instance may have no internet
+    app = FastAPIOffline(title="AMPEL live instance", lifespan=lifespan, docs_url="/docs", redoc_url="/redoc",
+                         openapi_url="/openapi.json", static_url="/docs-assets")
     app.state.settings = settings
     app.state.stores = _ThreadStores(settings.store)
     app.state.store = app.state.stores  # reads through it use the calling thread's connection
@@ -136,3 +140,4 @@ def create_app(settings: ServeSettings, service: bool = False) -> FastAPI:
     app.include_router(_router("ampel_serve.api"), prefix="/api")
     app.include_router(_router("ampel_serve.web"))
     return app
+

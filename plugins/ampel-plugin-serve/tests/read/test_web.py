@@ -126,3 +126,16 @@ def test_static_files_only_by_their_names(server: str, browser: Any) -> None:
     assert page.request.get(f"{server}/static/lightcurve.js").status == 200
     for name in ("..%2Fweb.py", "..%2F..%2Fampel_serve%2Fapi.py", "%2Fetc%2Fpasswd", "nothere.js"):
         assert page.request.get(f"{server}/static/{name}").status == 404, name
+
+
+def test_api_reference_renders_without_internet(server: str, browser: Any) -> None:
+    """/docs is Swagger UI with its script and styles from this server: it lists every API
+    operation in a browser that reaches nothing but 127.0.0.1."""
+    page = browser.new_context().new_page()
+    outside: list[str] = []
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(server)
+               else (outside.append(route.request.url), route.abort()))
+    page.goto(f"{server}/docs")
+    page.wait_for_selector(".opblock", timeout=20_000)
+    paths = set(page.locator(".opblock-summary-path").all_text_contents())
+    assert outside == [] and any(p.startswith("/api/stocks") for p in paths) and "/jobs" in {p.rstrip("/") for p in paths}
