@@ -90,3 +90,16 @@ def test_list_and_info_show_the_shipped_cards(capsys: pytest.CaptureFixture[str]
     code, out, _ = ampel(capsys, "classifiers", "info", names[0])
     card = json.loads(out)
     assert code == 0 and card["name"] == names[0] and len(card["digest"]) == 64 and card["metrics"]
+
+
+def test_evaluation_follows_the_card_taxonomy_order() -> None:
+    """A config read back from a card (JSON, sorted keys) maps classes by the card's taxonomy order."""
+    from ampel_classifiers.train import TrainConfig
+
+    config = TrainConfig.model_validate({
+        "name": "x", "version": "0", "goal": "infant", "survey": "ztf", "seed": 0,
+        "sizes": {"train": 1, "calibration": 1, "test": 1}, "classes": ["SN Ia", "SN II", "AGN"],
+        "taxonomy": {"not SN": ["AGN"], "SN Ia": ["SN Ia"], "SN (other)": ["SN II"]}})
+    assert config.target("SN Ia") == 1
+    assert config.target("SN Ia", ("SN Ia", "SN (other)", "not SN")) == 0
+    assert config.target("AGN", ("SN Ia", "SN (other)", "not SN")) == 2

@@ -88,11 +88,11 @@ class TrainConfig(pydantic.BaseModel):
     def taxonomy_classes(self) -> tuple[str, ...]:
         return tuple(self.taxonomy) if self.taxonomy else self.classes
 
-    def target(self, label: str) -> int:
-        """Index in the taxonomy of a simulated class."""
-        if not self.taxonomy:
-            return self.classes.index(label)
-        return next(i for i, members in enumerate(self.taxonomy.values()) if label in members)
+    def target(self, label: str, order: Sequence[str] | None = None) -> int:
+        """Index of a simulated class's taxonomy class in ``order`` (default: the config's taxonomy;
+        a model's card gives its own order, which a config read back from JSON may not keep)."""
+        group = next((name for name, members in self.taxonomy.items() if label in members), label)
+        return list(order or self.taxonomy_classes).index(group)
 
 
 def load_config(path: str | Path) -> TrainConfig:
@@ -264,7 +264,7 @@ def _predict(classifier: Classifier, results: Sequence[Mapping[str, Any]], key: 
                 continue
             rows.append(result["features"][position])
             counts.append(n)
-            targets.append(config.target(result["label"]))
+            targets.append(config.target(result["label"], classifier.card.taxonomy))
     if not rows:
         return np.empty((0, len(classifier.card.taxonomy))), np.empty(0, dtype=np.int64)
     return classifier.predict_proba(np.array(rows), np.array(counts)), np.array(targets, dtype=np.int64)
