@@ -18,7 +18,7 @@ Rows:
   with ``LightCurve.from_datapoints`` included); "unit" is ``call_unit(T2Classifier, state_view)``
   as the T2 runtime calls it (datapoints -> light curve -> features -> model -> result body), plus
   the runtime's `t2_body` check. Overhead = unit / direct - 1 (target <= 5 %), per state, the two
-  sides alternating ``--repeat`` rounds of ``--inner`` calls, each side's fastest round counted
+  sides alternating (in rotating order) ``--repeat`` rounds of ``--inner`` calls, each side's fastest round counted
   (CPU time; the fastest is the least disturbed by other load on a shared machine).
 
 Models: the shipped ``ztf_unbiased`` / ``lsst_unbiased`` when shipped; otherwise a stand-in of the
@@ -171,9 +171,10 @@ def per_ticket(model: Path, objects: list[list[DataPoint]], rounds: int,
 
         sides: dict[str, Callable[[], Any]] = {"direct": direct, "from datapoints": from_datapoints, "unit": framework}
         best = dict.fromkeys(sides, float("inf"))
-        for _ in range(rounds):
-            for side, call in sides.items():
-                best[side] = min(best[side], minimum(call, 1, inner))
+        order = list(sides)
+        for round_ in range(rounds):  # each side first, second and third in turn: no order bias
+            for side in order[round_ % 3:] + order[: round_ % 3]:
+                best[side] = min(best[side], minimum(sides[side], 1, inner))
         for side, seconds in best.items():
             totals[side] += seconds
     return totals
@@ -219,7 +220,7 @@ def measure(survey: str, objects: list[list[DataPoint]], args: argparse.Namespac
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum CPU seconds per rate pass")
-    parser.add_argument("--repeat", type=int, default=5, help="passes per rate; alternating rounds per state")
+    parser.add_argument("--repeat", type=int, default=6, help="passes per rate; alternating rounds per state")
     parser.add_argument("--inner", type=int, default=5, help="calls per state and round (per ticket)")
     parser.add_argument("--states", type=int, default=100, help="states per survey timed per ticket (evenly picked)")
     parser.add_argument("--batch", type=int, default=10_000, help="rows per predict_proba call")

@@ -1,7 +1,7 @@
 """The example jobs docs/examples/classifiers-{ztf,elasticc}.yml end to end through ``ampel job``: the
 shipped ZTF and ELAsTiCC alerts, one channel per goal, classifier results with the required body
 fields in the store. Once with tiny models trained here (the job's wiring), once with the models
-shipped in the package (skipped while they are not shipped)."""
+shipped in the package."""
 
 from __future__ import annotations
 
@@ -78,11 +78,13 @@ def test_example_job_with_tiny_models(job, tmp_path, tiny_models):
 
 
 @pytest.mark.parametrize("job", sorted(JOBS))
-def test_example_job_with_the_shipped_models(job, tmp_path):
+def test_example_job_with_the_shipped_models(job, tmp_path, tiny_models):
+    """The job as it is, with the models shipped so far (a goal whose model is not shipped yet
+    runs with its tiny model)."""
     _, survey, _ = JOBS[job]
-    names = {goal: f"{survey}_{goal}" for goal in GOALS}
-    missing = sorted(set(names.values()) - set(shipped_models()))
-    if missing:
-        pytest.skip(f"models not shipped yet: {', '.join(missing)}")
-    _, results = run_example(job, tmp_path, {})
-    check_results(results, names)
+    shipped = {goal: f"{survey}_{goal}" for goal in GOALS if f"{survey}_{goal}" in shipped_models()}
+    if not shipped:
+        pytest.skip(f"no {survey} model shipped yet")
+    overrides = {goal: model for goal, model in tiny_models[job].items() if goal not in shipped}
+    _, results = run_example(job, tmp_path, overrides)
+    check_results(results, {**shipped, **overrides})

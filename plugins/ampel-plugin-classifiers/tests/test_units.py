@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ampel_classifiers.features import FEATURE_VERSIONS, LightCurve, feature_set
 from ampel_classifiers.model import ModelMismatch, load_classifier
@@ -63,6 +65,18 @@ def test_features_unit_on_elasticc_alerts(elasticc_alerts):
         body = run_unit(T2LightCurveFeatures, list(alert.datapoints), survey="lsst", feature_set="full")
         assert body["features"] == feature_values(fs, fs.extract(LightCurve.from_datapoints(alert.datapoints)))
         assert body["n_detections"] >= 1 and body["feature_set"]["name"] == "full"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.sampled_from(["cheap", "full"]), st.sampled_from(["ztf", "lsst"]), st.text(max_size=8))
+def test_features_unit_config_holds_the_installed_version(name, survey, version):
+    """The version is always in the config (so in the trace); only the installed one is accepted."""
+    unit = build_unit(T2LightCurveFeatures, {"feature_set": name, "survey": survey})
+    assert unit.model_dump() == {"feature_set": name, "survey": survey, "feature_version": FEATURE_VERSIONS[name]}
+    assert build_unit(T2LightCurveFeatures, unit.model_dump()) == unit  # rebuilt from a trace's config
+    if version != FEATURE_VERSIONS[name]:
+        with pytest.raises(UnitConfigError, match="is not the installed one"):
+            build_unit(T2LightCurveFeatures, {"feature_set": name, "survey": survey, "feature_version": version})
 
 
 def test_features_unit_refuses_another_feature_version():
