@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 from ampel_core.cli import main
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ampel_classifiers.model import load_classifier
+from ampel_classifiers.simulate import CLASSES
 
 TINY = """\
 name: tiny
@@ -103,3 +106,22 @@ def test_evaluation_follows_the_card_taxonomy_order() -> None:
     assert config.target("SN Ia") == 1
     assert config.target("SN Ia", ("SN Ia", "SN (other)", "not SN")) == 0
     assert config.target("AGN", ("SN Ia", "SN (other)", "not SN")) == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(-5, 5), st.lists(st.sampled_from([*CLASSES, "nova"]), min_size=1, max_size=4, unique=True),
+       st.sampled_from(["ztf", "lsst", "hsc"]))
+def test_config_validation(train_size: int, classes: list[str], survey: str) -> None:
+    """A config is accepted exactly when its sizes are positive, its classes and survey known."""
+    import pydantic
+
+    from ampel_classifiers.train import TrainConfig
+
+    raw = {"name": "x", "version": "0", "goal": "unbiased", "survey": survey, "seed": 1, "classes": classes,
+           "sizes": {"train": train_size, "calibration": 1, "test": 1}}
+    valid = train_size > 0 and "nova" not in classes and survey != "hsc"
+    if valid:
+        assert TrainConfig.model_validate(raw).classes == tuple(classes)
+    else:
+        with pytest.raises(pydantic.ValidationError):
+            TrainConfig.model_validate(raw)
