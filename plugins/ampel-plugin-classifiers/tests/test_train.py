@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 from ampel_core.cli import main
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ampel_classifiers.model import load_classifier
+from ampel_classifiers.simulate import CLASSES
 
 TINY = """\
 name: tiny
@@ -39,9 +42,9 @@ def test_training_is_deterministic(tmp_path: Path, capsys: pytest.CaptureFixture
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY.format(survey=survey))
     digests = []
-    for run in ("a", "b"):
+    for run, workers in (("a", "1"), ("b", "2")):  # the files do not depend on the number of workers
         code, out, err = ampel(capsys, "classifiers", "train", str(config), "--output", str(tmp_path / run),
-                               "--workers", "1")
+                               "--workers", workers)
         assert code == 0, err
         assert "full-light-curve macro-F1" in out
         digests.append(load_classifier(tmp_path / run / "tiny").digest)
@@ -90,3 +93,35 @@ def test_list_and_info_show_the_shipped_cards(capsys: pytest.CaptureFixture[str]
     code, out, _ = ampel(capsys, "classifiers", "info", names[0])
     card = json.loads(out)
     assert code == 0 and card["name"] == names[0] and len(card["digest"]) == 64 and card["metrics"]
+
+
+def test_evaluation_follows_the_card_taxonomy_order() -> None:
+    """A config read back from a card (JSON, sorted keys) maps classes by the card's taxonomy order."""
+    from ampel_classifiers.train import TrainConfig
+
+    config = TrainConfig.model_validate({
+        "name": "x", "version": "0", "goal": "infant", "survey": "ztf", "seed": 0,
+        "sizes": {"train": 1, "calibration": 1, "test": 1}, "classes": ["SN Ia", "SN II", "AGN"],
+        "taxonomy": {"not SN": ["AGN"], "SN Ia": ["SN Ia"], "SN (other)": ["SN II"]}})
+    assert config.target("SN Ia") == 1
+    assert config.target("SN Ia", ("SN Ia", "SN (other)", "not SN")) == 0
+    assert config.target("AGN", ("SN Ia", "SN (other)", "not SN")) == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(-5, 5), st.lists(st.sampled_from([*CLASSES, "nova"]), min_size=1, max_size=4, unique=True),
+       st.sampled_from(["ztf", "lsst", "hsc"]))
+def test_config_validation(train_size: int, classes: list[str], survey: str) -> None:
+    """A config is accepted exactly when its sizes are positive, its classes and survey known."""
+    import pydantic
+
+    from ampel_classifiers.train import TrainConfig
+
+    raw = {"name": "x", "version": "0", "goal": "unbiased", "survey": survey, "seed": 1, "classes": classes,
+           "sizes": {"train": train_size, "calibration": 1, "test": 1}}
+    valid = train_size > 0 and "nova" not in classes and survey != "hsc"
+    if valid:
+        assert TrainConfig.model_validate(raw).classes == tuple(classes)
+    else:
+        with pytest.raises(pydantic.ValidationError):
+            TrainConfig.model_validate(raw)

@@ -14,7 +14,8 @@ Training:
 5. fits one calibration temperature per bin on the calibration split (grid search of the log loss);
 6. evaluates on the test split (`evaluate`) and writes the model folder with its card and metrics.
 
-Everything is seeded: the same config gives byte-identical files and the same digest.
+Everything is seeded: the same config gives byte-identical files and the same digest, whatever
+``--workers`` (XGBoost always fits on one thread; the workers simulate and extract features).
 """
 
 from __future__ import annotations
@@ -88,11 +89,11 @@ class TrainConfig(pydantic.BaseModel):
     def taxonomy_classes(self) -> tuple[str, ...]:
         return tuple(self.taxonomy) if self.taxonomy else self.classes
 
-    def target(self, label: str) -> int:
-        """Index in the taxonomy of a simulated class."""
-        if not self.taxonomy:
-            return self.classes.index(label)
-        return next(i for i, members in enumerate(self.taxonomy.values()) if label in members)
+    def target(self, label: str, order: Sequence[str] | None = None) -> int:
+        """Index of a simulated class's taxonomy class in ``order`` (default: the config's taxonomy;
+        a model's card gives its own order, which a config read back from JSON may not keep)."""
+        group = next((name for name, members in self.taxonomy.items() if label in members), label)
+        return list(order or self.taxonomy_classes).index(group)
 
 
 def load_config(path: str | Path) -> TrainConfig:
@@ -201,7 +202,7 @@ def test_samples(config: TrainConfig, workers: int = 1) -> list[dict[str, Any]]:
 # --- fitting ----------------------------------------------------------------------------------------------------------
 
 
-def _fit_bin(config: TrainConfig, x: np.ndarray, y: np.ndarray, workers: int) -> tuple[Any, tuple[int, ...]]:
+def _fit_bin(config: TrainConfig, x: np.ndarray, y: np.ndarray) -> tuple[Any, tuple[int, ...]]:
     import xgboost
 
     classes = tuple(int(c) for c in np.unique(y))
@@ -212,7 +213,9 @@ def _fit_bin(config: TrainConfig, x: np.ndarray, y: np.ndarray, workers: int) ->
         weights = (len(encoded) / (len(counts) * counts))[encoded]
     params = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "subsample": 0.8,
               "colsample_bytree": 0.8, "tree_method": "hist", **config.model}
-    estimator = xgboost.XGBClassifier(**params, random_state=config.seed, n_jobs=workers)
+    # one thread: XGBoost's multi-threaded histograms may round differently, and the model files must
+    # not depend on --workers (which parallelises simulation and features only)
+    estimator = xgboost.XGBClassifier(**params, random_state=config.seed, n_jobs=1)
     estimator.fit(x, encoded, sample_weight=weights)
     return estimator, classes
 
@@ -264,7 +267,7 @@ def _predict(classifier: Classifier, results: Sequence[Mapping[str, Any]], key: 
                 continue
             rows.append(result["features"][position])
             counts.append(n)
-            targets.append(config.target(result["label"]))
+            targets.append(config.target(result["label"], classifier.card.taxonomy))
     if not rows:
         return np.empty((0, len(classifier.card.taxonomy))), np.empty(0, dtype=np.int64)
     return classifier.predict_proba(np.array(rows), np.array(counts)), np.array(targets, dtype=np.int64)
@@ -376,7 +379,7 @@ def train(config: TrainConfig, output: str | Path | None = None, workers: int | 
         x, y = _stack(config, samples["train"], label)
         if len(y) < config.min_per_bin or len(np.unique(y)) < 2:
             continue
-        estimator, classes = _fit_bin(config, x, y, workers)
+        estimator, classes = _fit_bin(config, x, y)
         x_cal, y_cal = _stack(config, samples["calibration"], label)
         temperature = _temperature(estimator, classes, x_cal, y_cal)
         models[label] = BinModel(estimator, classes, temperature)
