@@ -77,4 +77,6 @@ def test_the_same_file_runs_with_the_dask_executor_with_identical_results(parame
     for rows in reports:
         for row in rows:
             row.pop("plot")
+            for ref in row["provenance"]["results"].values():
+                ref.pop("result")  # result ids number rows in the order the workers stored them; traces agree
     assert reports[0] == reports[1]
