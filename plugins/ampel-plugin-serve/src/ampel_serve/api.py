@@ -39,7 +39,8 @@ from ampel_serve.app import get_store
 from ampel_serve.auth import Team, current_team
 from ampel_serve.formats import MEDIA_TYPES, Format, table_response
 
-__all__ = ["MAX_LIMIT", "SCAN_LIMIT", "TeamView", "router", "team_traces", "team_view"]
+__all__ = ["MAX_LIMIT", "SCAN_LIMIT", "TeamView", "light_curve_rows", "request_team", "router", "sees",
+           "stock_document", "team_traces", "team_view"]
 
 MAX_LIMIT = 1000  # rows of one page
 SCAN_LIMIT = 5000  # stocks a search by T2 value reads (newest first) before it stops
@@ -81,8 +82,14 @@ def visible_results(store: Store, stock: int, traces: frozenset[str], states: Se
 TRACE_CACHE_SECONDS = 2.0
 
 
-def team_traces(request: Request, team: Annotated[Team, Depends(current_team)]) -> frozenset[str]:
-    """FastAPI dependency: the trace ids of every version of the team's jobs (cached for a moment)."""
+async def request_team(request: Request) -> Team:
+    """FastAPI dependency: `ampel_serve.auth.current_team`, called on the event loop (a plain
+    function dependency would cost a hop to the thread pool on every request)."""
+    return current_team(request)
+
+
+def team_traces(request: Request, team: Team) -> frozenset[str]:
+    """The trace ids of every version of the team's jobs (cached for a moment)."""
     cache: dict[str, tuple[float, frozenset[str]]] = request.app.state.__dict__.setdefault("team_traces", {})
     now = time.monotonic()
     found = cache.get(team.name)
@@ -196,10 +203,15 @@ class ProvenanceModel(BaseModel):
     runs: list[dict[str, Any]]
 
 
+class ErrorModel(BaseModel):
+    detail: str
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "no token, or an invalid or expired one"},
-    404: {"description": "not found among what the team may see"},
-    429: {"description": "over the token's rate limit (see Retry-After)"},
+    400: {"model": ErrorModel, "description": "parameters that do not go together"},
+    401: {"model": ErrorModel, "description": "no token, or an invalid or expired one"},
+    404: {"model": ErrorModel, "description": "not found among what the team may see"},
+    429: {"model": ErrorModel, "description": "over the token's rate limit (see Retry-After)"},
 }
 
 
@@ -255,9 +267,11 @@ def light_curve_rows(view: TeamView, upper_limits: bool = True) -> list[dict[str
 # --- the router ----------------------------------------------------------------------------------
 router = APIRouter(tags=["read"], responses=ERRORS)
 
-TeamDep = Annotated[Team, Depends(current_team)]
-TracesDep = Annotated[frozenset[str], Depends(team_traces)]
-StoreDep = Annotated[Store, Depends(get_store)]
+# The endpoints take the store with `get_store` in their own body, so that the thread that uses a
+# connection is the one it was opened for: async endpoints (short reads) run on the event loop and
+# use its connection; the search by T2 value, which may read thousands of stocks, runs in the
+# thread pool.
+TeamDep = Annotated[Team, Depends(request_team)]
 StockPath = Annotated[str, Path(description="a survey name (ZTF21abiuvdk) or a stock id", min_length=1, max_length=64)]
 FormatQuery = Annotated[Format, Query(description="json, csv, parquet or votable")]
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="rows of one page")]
@@ -265,35 +279,39 @@ OffsetQuery = Annotated[int, Query(ge=0, le=10**9, description="rows to skip (th
 
 
 @router.get("/channels", response_model=list[ChannelModel], summary="The team's channels")
-def channels(team: TeamDep, store: StoreDep) -> Response:
+async def channels(request: Request, team: TeamDep) -> Response:
+    store = get_store(request)
     return json_response([{"channel": c, "stocks": len(store.select_stocks(c))} for c in sorted(team.channels)])
 
 
 @router.get("/stocks/{stock}", responses={200: {"model": StockModel}}, summary="A stock")
-def stock(team: TeamDep, traces: TracesDep, store: StoreDep, stock: StockPath,
+async def stock(request: Request, team: TeamDep, stock: StockPath,
           extra: Annotated[bool, Query(description="add each datapoint's survey fields")] = False) -> Response:
     """A stock by name or id: its names, the team's channels that accepted it, tags, position, the
     datapoints the team's rights allow, the states the team's channels saw, the team's T2 results
     and the team's journal lines."""
-    return json_response(stock_document(store, team_view(store, team, traces, stock), extra))
+    store = get_store(request)
+    return json_response(stock_document(store, team_view(store, team, team_traces(request, team), stock), extra))
 
 
 @router.get("/stocks/{stock}/lightcurve", responses=_tabular(), summary="A stock's light curve")
-def light_curve(team: TeamDep, traces: TracesDep, store: StoreDep, stock: StockPath, format: FormatQuery = Format.json,
+async def light_curve(request: Request, team: TeamDep, stock: StockPath, format: FormatQuery = Format.json,
                 upper_limits: Annotated[bool, Query(description="include upper limits")] = True) -> Response:
     """The datapoints the team may see, by time: MJD time, sncosmo band, flux (zero point ``zp``
     in ``zpsys``), magnitudes, upper-limit and forced-photometry flags, tags. A negative flux is a
     negative subtraction."""
-    rows = light_curve_rows(team_view(store, team, traces, stock, details=False), upper_limits)
+    store = get_store(request)
+    rows = light_curve_rows(team_view(store, team, team_traces(request, team), stock, details=False), upper_limits)
     return table_response(rows, LIGHT_CURVE_COLUMNS, format)
 
 
 @router.get("/stocks/{stock}/results", responses=_tabular(), summary="A stock's T2 results")
-def results(team: TeamDep, traces: TracesDep, store: StoreDep, stock: StockPath, format: FormatQuery = Format.json,
+async def results(request: Request, team: TeamDep, stock: StockPath, format: FormatQuery = Format.json,
             unit: Annotated[str | None, Query(max_length=200, description="only this unit's results")] = None) -> Response:
     """The team's T2 results on the stock, oldest first, one row each with the body's fields
     flattened (dotted names, e.g. ``parameters.z``)."""
-    view = team_view(store, team, traces, stock)
+    store = get_store(request)
+    view = team_view(store, team, team_traces(request, team), stock)
     rows = []
     for result_id, result in view.results:
         if unit is None or result.unit == unit:
@@ -314,7 +332,7 @@ CONE_COLUMNS = ["stock", "name", "ra", "dec", "distance", "updated"]
 
 
 @router.get("/cone", responses=_tabular(), summary="Cone search")
-def cone(team: TeamDep, store: StoreDep,
+async def cone(request: Request, team: TeamDep,
          ra: Annotated[float, Query(ge=-360, le=720, description="right ascension (degrees, ICRS)")],
          dec: Annotated[float, Query(ge=-90, le=90, description="declination (degrees, ICRS)")],
          radius: Annotated[float, Query(ge=0, le=MAX_CONE_RADIUS, description="radius (degrees, at most 5)")],
@@ -322,7 +340,8 @@ def cone(team: TeamDep, store: StoreDep,
     """The team's stocks within ``radius`` degrees of (ra, dec), nearest first; ``distance`` in
     degrees. A stock's position is that of its latest alert."""
     if not all(map(math.isfinite, (ra, dec, radius))):
-        raise HTTPException(422, "ra, dec and radius must be finite numbers")
+        raise HTTPException(400, "ra, dec and radius must be finite numbers")
+    store = get_store(request)
     found = store.cone_search(ra, dec, radius, channels=sorted(team.channels), limit=offset + limit + 1)[offset:]
     stocks = {stock: store.get_stock(stock) for stock, *_ in found}
     rows = [{"stock": stock, "name": _name(stocks[stock]), "ra": r, "dec": d, "distance": distance,
@@ -357,7 +376,7 @@ def _predicate(minimum: float | None, maximum: float | None, equals: str | None)
 
 
 @router.get("/stocks", responses=_tabular(), summary="Latest stocks, by channel, T2 value or class")
-def latest(team: TeamDep, traces: TracesDep, store: StoreDep, format: FormatQuery = Format.json,
+def latest(request: Request, team: TeamDep, format: FormatQuery = Format.json,
            channel: Annotated[str | None, Query(max_length=200, description="one of the team's channels (default: all)")] = None,
            unit: Annotated[str | None, Query(max_length=200, description="select by this T2 unit's latest result")] = None,
            path: Annotated[str | None, Query(alias="field", max_length=200,
@@ -374,9 +393,10 @@ def latest(team: TeamDep, traces: TracesDep, store: StoreDep, format: FormatQuer
     if channel is not None and channel not in team.channels:
         raise HTTPException(404, f"no channel {channel!r} among your channels")
     if (path or minimum is not None or maximum is not None or equals is not None) and not unit:
-        raise HTTPException(422, "field, min, max and equals select by a T2 result: give its unit too")
+        raise HTTPException(400, "field, min, max and equals select by a T2 result: give its unit too")
     if (minimum is not None or maximum is not None or equals is not None) and not path:
-        raise HTTPException(422, "min, max and equals need the result field they test (field=...)")
+        raise HTTPException(400, "min, max and equals need the result field they test (field=...)")
+    store, traces = get_store(request), team_traces(request, team)
     channels = [channel] if channel else sorted(team.channels)
     columns = ["stock", "name", "ra", "dec", "updated", "channels"] + (["result", "value"] if unit else [])
     if not unit:
@@ -420,8 +440,8 @@ def _latest_result(store: Store, team: Team, traces: frozenset[str], stock: int,
 
 
 @router.get("/results/{result}", responses={200: {"model": ResultModel}}, summary="A T2 result")
-def result(team: TeamDep, traces: TracesDep, store: StoreDep, result: Annotated[int, Path(ge=1, lt=2**63)]) -> Response:
-    return json_response(_result(result, _team_result(store, team, traces, result)))
+async def result(request: Request, team: TeamDep, result: Annotated[int, Path(ge=1, lt=2**63)]) -> Response:
+    return json_response(_result(result, _team_result(get_store(request), team, team_traces(request, team), result)))
 
 
 def _team_result(store: Store, team: Team, traces: frozenset[str], result_id: int) -> Result:
@@ -440,11 +460,12 @@ def _stock_channels(store: Store, stock: int) -> tuple[str, ...]:
 
 @router.get("/results/{result}/provenance", responses={200: {"model": ProvenanceModel}},
             summary="The provenance chain of a T2 result")
-def provenance(team: TeamDep, traces: TracesDep, store: StoreDep, result: Annotated[int, Path(ge=1, lt=2**63)]) -> Response:
+async def provenance(request: Request, team: TeamDep, result: Annotated[int, Path(ge=1, lt=2**63)]) -> Response:
     """result → trace (unit, distribution, version, code digest, resources, config) → state →
     datapoints → alerts (origin) → runs (job digest, environment), as `ampel provenance` prints
     it; datapoints the team may not see are left out, and so are their alerts."""
-    _team_result(store, team, traces, result)
+    store = get_store(request)
+    _team_result(store, team, team_traces(request, team), result)
     try:
         chain = provenance_chain(store, f"result:{result}")
     except AmpelError as error:  # e.g. a datapoint of the chain that is no longer readable

@@ -35,6 +35,7 @@ class ServeSettings(BaseModel):
     source: str | None = Field(None, description="Ingest from Kafka: kafka://host:port/topic[,topic]?group=ID.")
     alert_format: str = Field("ztf", description="Alert format of the stream (a registered format name).")
     pattern: str = Field("*", description="File names to ingest in the watched directory (fnmatch).")
+    settle: float = Field(1.0, ge=0, description="Seconds a dropped file must be unchanged before it is ingested.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     batch_size: int = Field(200, ge=1, description="Alerts per ingest transaction.")

@@ -13,10 +13,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 
-__all__ = ["COOKIE", "RateLimiter", "Team", "bearer_token", "current_team"]
+__all__ = ["COOKIE", "CurrentTeam", "RateLimiter", "Team", "bearer_token", "current_team"]
 
 COOKIE = "ampel_token"
 
@@ -80,3 +81,7 @@ def current_team(request: Request) -> Team:
                             {"Retry-After": str(max(1, math.ceil(wait)))})
     request.state.team = team
     return team
+
+
+CurrentTeam = Annotated[Team, Depends(current_team)]
+"""An endpoint parameter ``team: CurrentTeam`` is the request's authenticated team."""

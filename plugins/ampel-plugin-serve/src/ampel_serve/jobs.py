@@ -12,13 +12,17 @@ An upload is *data only*: YAML read with the safe loader (no object-constructing
 a bound on its nodes (aliases cannot blow it up), every unit named must be installed and its config
 valid against the unit's schema, every channel's ``access`` must be among the team's rights, channel
 names are unique across teams, and every string in its channels and T3 tasks that looks like a file
-path must lie inside the server's data directory (relative paths are taken from there). Each
+path (a ``/``, ``~``, ``..``, or any value of a key naming a file: ``output``, ``file``, ``path``,
+``dir``...) must lie inside the server's data directory (relative paths are taken from there), and
+every ``*_env`` setting of its units (the environment variable a unit reads a secret from, defaults
+included) must name a variable of the team's own, ``AMPEL_PUSH_<TEAM>_...`` (`secret_prefix`). Each
 upload of a job name is a new version (with its digest and the trace ids of its units); uploading
 the same content again is not.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,19 +31,21 @@ from typing import Any
 import orjson
 from ampel_core.errors import AmpelError
 from ampel_core.jobs import Job, T3Task, load_job
+from ampel_core.models import Trace
 from ampel_core.provenance import digest
 from ampel_core.registry import Registry, get_registry
 from ampel_core.runtime import Channel, configure
 from ampel_core.store import open_store
 from ampel_core.units import ReactUnit
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from ampel_serve._db import ServeDB
-from ampel_serve.auth import Team, current_team
+from ampel_serve.auth import CurrentTeam, Team
 from ampel_serve.teams import TeamBook
 
-__all__ = ["MAX_NODES", "JobBook", "JobRefused", "JobVersion", "load_upload", "router"]
+__all__ = ["MAX_NODES", "JobBook", "JobRefused", "JobVersion", "confine_paths", "load_upload", "prepare", "router",
+           "secret_prefix"]
 
 MAX_NODES = 100_000  # values in one uploaded document, aliases counted at each use
 STATUSES = ("active", "paused", "superseded", "removed")
@@ -99,19 +105,25 @@ def load_upload(text: bytes, max_bytes: int) -> dict[str, Any]:
     return document
 
 
-def _looks_like_path(value: str) -> bool:
-    return "/" in value or "\\" in value or value.startswith("~") or value in (".", "..")
+_PATH_KEYS = re.compile(r"file|path|output|dir|folder", re.IGNORECASE)
 
 
-def confine_paths(value: Any, data_dir: Path, where: str = "job") -> Any:
+def _looks_like_path(value: str, key: str) -> bool:
+    """A string taken for a file path: one with a separator, ``~``, ``.`` or ``..``, or any string
+    under a key that names a file (``file``, ``path``, ``output``, ``dir`` ...)."""
+    return ("/" in value or "\\" in value or value.startswith("~") or value in (".", "..")
+            or bool(_PATH_KEYS.search(key)))
+
+
+def confine_paths(value: Any, data_dir: Path, where: str = "job", key: str = "") -> Any:
     """``value`` with every path-like string made an absolute path inside ``data_dir`` (relative ones
     are taken from there); JobRefused for one outside it (absolute, ``..``, ``~``, a link leading out)
     or for a URL other than http(s)."""
     if isinstance(value, dict):
-        return {key: confine_paths(item, data_dir, f"{where}.{key}") for key, item in value.items()}
+        return {name: confine_paths(item, data_dir, f"{where}.{name}", str(name)) for name, item in value.items()}
     if isinstance(value, list):
-        return [confine_paths(item, data_dir, f"{where}[{index}]") for index, item in enumerate(value)]
-    if not isinstance(value, str) or not _looks_like_path(value):
+        return [confine_paths(item, data_dir, f"{where}[{index}]", key) for index, item in enumerate(value)]
+    if not isinstance(value, str) or not _looks_like_path(value, key):
         return value
     if "://" in value:
         if value.split("://", 1)[0].lower() in ("http", "https"):
@@ -141,8 +153,28 @@ def _check_rights(job: Job, team: Team) -> None:
             raise JobRefused("a T3 task on the server must select one of the job's channels (select.channel)")
 
 
-def prepare(document: dict[str, Any], team: Team, data_dir: Path, registry: Registry) -> tuple[Job, list[str]]:
-    """Validate an uploaded document for ``team``: the job and the trace ids of its units.
+def secret_prefix(team: str) -> str:
+    """The environment variables a team's units may name (``*_env`` settings): ``AMPEL_PUSH_<TEAM>_...``
+    with the team's name upper-cased and every other character than A-Z and 0-9 made ``_``."""
+    return f"AMPEL_PUSH_{re.sub(r'[^A-Z0-9]', '_', team.upper())}_"
+
+
+def _check_secrets(value: Any, prefix: str, where: str, key: str = "") -> None:
+    """Every ``*_env`` setting (the environment variable a unit reads a secret from) names a
+    variable of the team's own: one team's job must not make a unit use another team's secret."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_secrets(item, prefix, f"{where}.{name}", str(name))
+    elif isinstance(value, list):
+        for item in value:
+            _check_secrets(item, prefix, where, key)
+    elif key.endswith("_env") and isinstance(value, str) and not value.startswith(prefix):
+        raise JobRefused(f"{where}: {value!r}: a unit of your team may read only environment variables named "
+                         f"{prefix}... (ask the server's operator to set one)")
+
+
+def prepare(document: dict[str, Any], team: Team, data_dir: Path, registry: Registry) -> tuple[Job, list[Trace]]:
+    """Validate an uploaded document for ``team``: the job and the traces of its units.
     Units are configured (so their config is checked against their schema) but nothing runs."""
     document = {key: value for key, value in document.items() if key != "store"}
     try:
@@ -154,20 +186,22 @@ def prepare(document: dict[str, Any], team: Team, data_dir: Path, registry: Regi
     tasks = [confine_paths(t.model_dump(mode="json"), data_dir, f"tasks[{i}]") if isinstance(t, T3Task)
              else t.model_dump(mode="json") for i, t in enumerate(job.tasks)]
     job = Job.model_validate({**job.model_dump(mode="json"), "channels": channels, "tasks": tasks})
-    traces: list[str] = []
+    traces: list[Trace] = []
     try:
         for config in job.channels:
-            traces.extend(trace.id for trace in Channel.build(registry, config).traces())
+            traces.extend(Channel.build(registry, config).traces())
         for task in job.tasks:
             if isinstance(task, T3Task):
                 for spec in task.react:
                     configured = configure(registry, spec)
                     if not isinstance(configured.unit, ReactUnit):
                         raise AmpelError(f"T3 react unit '{spec.unit}' is not a ReactUnit (T3) unit")
-                    traces.append(configured.trace.id)
+                    traces.append(configured.trace)
     except (AmpelError, ValueError) as error:
         raise JobRefused(str(error)) from None
-    return job, list(dict.fromkeys(traces))
+    for trace in traces:  # the full config, defaults included
+        _check_secrets(trace.config, secret_prefix(team.name), trace.unit)
+    return job, list({trace.id: trace for trace in traces}.values())
 
 
 class JobBook:
@@ -209,16 +243,15 @@ class JobBook:
             cursor.execute("INSERT INTO serve_jobs (team, name, version, digest, document, channels, traces, status, "
                            "created, changed) VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
                            (team.name, job.name, version, job_digest, orjson.dumps(document).decode(),
-                            orjson.dumps(names).decode(), orjson.dumps(traces).decode(), now, now))
+                            orjson.dumps(names).decode(), orjson.dumps([t.id for t in traces]).decode(), now, now))
             self._changed(cursor)
             found = self._version(cursor, team.name, job.name, version)
-        self._record_traces(registry, job)
+        self._record_traces(traces)
         self.teams.forget_cached()
         return found, True
 
-    def _record_traces(self, registry: Registry, job: Job) -> None:
+    def _record_traces(self, traces: list[Trace]) -> None:
         """Put the units' traces into the store now, so provenance resolves them before the first run."""
-        traces = [t for config in job.channels for t in Channel.build(registry, config).traces()]
         store = open_store(self.url)
         try:
             store.add_traces(traces)
@@ -302,7 +335,7 @@ def _refused(error: AmpelError, status: int = 422) -> HTTPException:
 
 
 @router.post("", status_code=201, summary="Upload a job (YAML), validate it and activate it")
-async def upload_job(request: Request, team: Team = Depends(current_team)) -> JSONResponse:
+async def upload_job(request: Request, team: CurrentTeam) -> JSONResponse:
     limit: int = request.app.state.settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -322,12 +355,12 @@ async def upload_job(request: Request, team: Team = Depends(current_team)) -> JS
 
 
 @router.get("", summary="The team's jobs, every version")
-def list_jobs(request: Request, team: Team = Depends(current_team)) -> list[dict[str, Any]]:
+def list_jobs(request: Request, team: CurrentTeam) -> list[dict[str, Any]]:
     return [v.as_dict() for v in _book(request).versions(team.name)]
 
 
 @router.get("/{name}", summary="One job: its current version with the job document")
-def show_job(name: str, request: Request, team: Team = Depends(current_team)) -> dict[str, Any]:
+def show_job(name: str, request: Request, team: CurrentTeam) -> dict[str, Any]:
     versions = _book(request).versions(team.name, name)
     if not versions:
         raise HTTPException(404, f"no job {name!r}")
@@ -343,22 +376,22 @@ def _status(name: str, request: Request, team: Team, status: str) -> dict[str, A
 
 
 @router.post("/{name}/pause", summary="Pause a job: its channels stop taking alerts")
-def pause_job(name: str, request: Request, team: Team = Depends(current_team)) -> dict[str, Any]:
+def pause_job(name: str, request: Request, team: CurrentTeam) -> dict[str, Any]:
     return _status(name, request, team, "paused")
 
 
 @router.post("/{name}/resume", summary="Resume a paused job")
-def resume_job(name: str, request: Request, team: Team = Depends(current_team)) -> dict[str, Any]:
+def resume_job(name: str, request: Request, team: CurrentTeam) -> dict[str, Any]:
     return _status(name, request, team, "active")
 
 
 @router.delete("/{name}", summary="Remove a job (its results stay in the store)")
-def remove_job(name: str, request: Request, team: Team = Depends(current_team)) -> dict[str, Any]:
+def remove_job(name: str, request: Request, team: CurrentTeam) -> dict[str, Any]:
     return _status(name, request, team, "removed")
 
 
 @router.post("/{name}/replay", summary="Run the job's channels over the alerts the store already holds")
-def replay_job(name: str, request: Request, team: Team = Depends(current_team)) -> dict[str, Any]:
+def replay_job(name: str, request: Request, team: CurrentTeam) -> dict[str, Any]:
     service = request.app.state.service
     book = _book(request)
     try:

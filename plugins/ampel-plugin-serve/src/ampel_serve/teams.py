@@ -47,6 +47,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _secret_key(team: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "_", team.upper()) + "_"
+
+
 def _rights(rights: list[str] | tuple[str, ...] | set[str] | frozenset[str]) -> list[str]:
     bad = [right for right in rights if not _RIGHT.fullmatch(right)]
     if bad:
@@ -75,6 +79,12 @@ class TeamBook:
         with self.db.transaction() as cursor:
             if cursor.execute("SELECT 1 FROM serve_teams WHERE name = ?", (name,)):
                 raise AmpelError(f"team {name!r} exists; add a token with `ampel serve team token {name}`")
+            # each team's secrets are the variables AMPEL_PUSH_<TEAM>_...: no prefix may hold another
+            key = _secret_key(name)
+            for (other,) in cursor.execute("SELECT name FROM serve_teams"):
+                if key.startswith(_secret_key(other)) or _secret_key(other).startswith(key):
+                    raise AmpelError(f"team name {name!r} is too close to team {other!r}: their push secrets "
+                                     f"(AMPEL_PUSH_{key}... and AMPEL_PUSH_{_secret_key(other)}...) would overlap")
             cursor.execute("INSERT INTO serve_teams (name, rights, created) VALUES (?, ?, ?)",
                            (name, orjson.dumps(_rights(rights)).decode(), time.time()))
         return self.new_token(name, expires_days, rate_limit)
@@ -149,7 +159,7 @@ class TeamBook:
         with self._lock:
             cached = self._cache.get(hashed)
         if cached is not None and cached[0] > now:
-            until, token_id, limit, team, expires = cached
+            _, token_id, limit, team, expires = cached
             if expires is not None and expires <= now:
                 raise TokenRefused("the token has expired")
             return token_id, limit, team

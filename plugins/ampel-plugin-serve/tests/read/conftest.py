@@ -9,6 +9,9 @@ through the jobs of three teams, uploaded as the server keeps them and run as a 
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ import yaml
 
 from ampel_core.drivers import run_job
 from ampel_core.jobs import load_job
+from ampel_serve.app import ServeSettings, create_app
 
 REPO = Path(__file__).resolve().parents[4]
 ALERTS = REPO / "docs" / "examples" / "data" / "ztf"
@@ -70,3 +74,25 @@ def read_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReadStore]:
                         "format": {"name": "ztf"}}, {"tier": 2}]}
     run_job(load_job(local))
     yield ReadStore(url, data_dir, tokens)
+
+
+@pytest.fixture(scope="session")
+def server(read_store: ReadStore) -> Iterator[str]:
+    """The app (no ingestion) served by uvicorn on a free port of 127.0.0.1; its base URL."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(ServeSettings(store=read_store.url, data_dir=read_store.data_dir))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not running.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    running.should_exit = True
+    thread.join(10)

@@ -122,7 +122,7 @@ def test_cone_search(client: TestClient, read_store: Any) -> None:
     assert distances == sorted(distances) and all(d <= 5 for d in distances)
     assert get(client, read_store, "alpha", "/api/cone", ra=0, dec=0, radius=5.01).status_code == 422
     assert get(client, read_store, "alpha", "/api/cone", ra=0, dec=91, radius=1).status_code == 422
-    assert get(client, read_store, "alpha", "/api/cone", ra="nan", dec=0, radius=1).status_code == 422
+    assert get(client, read_store, "alpha", "/api/cone", ra="nan", dec=0, radius=1).status_code in (400, 422)
 
 
 def test_latest_stocks_paging(client: TestClient, read_store: Any) -> None:
@@ -161,8 +161,8 @@ def test_latest_by_t2_value(client: TestClient, read_store: Any) -> None:
     assert few["items"] and not {row["stock"] for row in few["items"]} & set(expected)
     fitted = get(client, read_store, "beta", "/api/stocks", unit="T2SNCosmoFit", field="success", equals="True").json()
     assert [row["name"] for row in fitted["items"]] == [RHU]
-    assert get(client, read_store, "alpha", "/api/stocks", field="ndet", min=1).status_code == 422
-    assert get(client, read_store, "alpha", "/api/stocks", unit="T2LightCurveSummary", min=1).status_code == 422
+    assert get(client, read_store, "alpha", "/api/stocks", field="ndet", min=1).status_code == 400
+    assert get(client, read_store, "alpha", "/api/stocks", unit="T2LightCurveSummary", min=1).status_code == 400
 
 
 def test_results_table_and_provenance(client: TestClient, read_store: Any) -> None:
