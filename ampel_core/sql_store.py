@@ -40,6 +40,7 @@ class SqlStore:
 
     placeholder = "?"
     claim_lock = ""  # appended to the ticket-claiming SELECT (PostgreSQL: skip rows others are claiming)
+    write_behind = False  # T0 writes a batch in a writer thread while it decodes the next (`run_t0`)
 
     def __init__(self, url: str, read_only: bool = False) -> None:
         self.url, self.read_only = url, read_only
@@ -302,7 +303,9 @@ class SqlStore:
 
     # --- reading ---------------------------------------------------------------------------
     def _datapoints(self, rows: Iterable[tuple[Any, ...]]) -> list[DataPoint]:
-        return [DataPoint.from_body(dp, stock, tuple(orjson.loads(tags)), orjson.loads(body)) for dp, stock, tags, body in rows]
+        decoded: dict[str, tuple[str, ...]] = {}  # a few tag lists, each decoded once
+        return [DataPoint.from_body(dp, stock, decoded.get(tags) or decoded.setdefault(tags, tuple(orjson.loads(tags))),
+                                    orjson.loads(body)) for dp, stock, tags, body in rows]
 
     def get_datapoints(self, stock: int, ids: Iterable[int]) -> list[DataPoint]:
         """The datapoints of ``stock`` with these ids, in the order of ``ids`` (unknown ids left out)."""

@@ -207,19 +207,26 @@ class T0Runtime:
         if self.keep_blobs:
             batch.blobs.extend((alert.id, name, data) for name, data in alert.blobs.items())
         # channels with equal rights and an equally configured combiner share one state
+        visible: dict[tuple[frozenset[str] | None, str | None], list[int]] = {}
+        for channel, _ in takers:
+            key = (channel.access, channel.combiner.trace.id if channel.combiner else None)
+            if key not in visible:
+                visible[key] = _visible(channel, known)
+        # the stored datapoints the combiners need, in one query for all of them
+        missing = {i for (_, combiner), ids in visible.items() if combiner is not None for i in ids if i not in points}
+        if missing:
+            points.update((dp.id, dp) for dp in self.store.get_datapoints(stock, sorted(missing)))
         states: dict[tuple[frozenset[str] | None, str | None], str] = {}
         for channel, code in takers:
             batch.channels.add((stock, channel.name))
             key = (channel.access, channel.combiner.trace.id if channel.combiner else None)
             if key not in states:
-                visible = list(known) if channel.access is None else [i for i, tags in known.items() if channel.sees(tags)]
+                ids = visible[key]
                 if channel.combiner is not None:
-                    missing = [i for i in visible if i not in points]
-                    points.update((dp.id, dp) for dp in self.store.get_datapoints(stock, missing))
-                    chosen = sorted((points[i] for i in visible), key=lambda d: (d.time, d.id))
-                    visible = list(channel.combiner.unit.combine(chosen))  # type: ignore[attr-defined]
+                    chosen = sorted((points[i] for i in ids), key=lambda d: (d.time, d.id))
+                    ids = list(channel.combiner.unit.combine(chosen))  # type: ignore[attr-defined]
                 # no datapoint visible, no state: an empty state would be one id shared by every stock
-                ids = sorted(set(visible))
+                ids = sorted(set(ids))
                 states[key] = state_id(ids) if ids else ""
                 if states[key] and states[key] not in batch.states:
                     batch.states[states[key]] = State(states[key], stock, tuple(ids))
@@ -246,6 +253,15 @@ class T0Runtime:
                     batch.tickets.append(TicketSpec(configured.name, trace, "state", sid, stock, channel.name))
 
 
+
+
+def _visible(channel: Channel, known: dict[int, tuple[str, ...]]) -> list[int]:
+    """The ids of the datapoints in ``known`` (id -> tags) that ``channel`` may see. Formats reuse a
+    few tag tuples, so the rights are checked once per distinct tuple, not once per datapoint."""
+    if channel.access is None:
+        return list(known)
+    allowed = {tags for tags in set(known.values()) if channel.sees(tags)}
+    return [i for i, tags in known.items() if tags in allowed]
 
 
 def partition_of(stock: int, count: int) -> int:
@@ -300,11 +316,13 @@ def run_t0(store: Store, registry: Registry, task: T0Task, channels: Sequence[Ch
     decode = alert_format.decode if count == 1 else StockPartition(alert_format, index, count).decode
     runtime = T0Runtime(store, channels, run, summary, task.keep_blobs, count_records=index == 0)
     started = time.perf_counter()
-    # write-behind: a batch is written (its transaction committed) by one writer thread while this
-    # thread reads and decodes the next one; the next batch waits for that commit before it reads
-    # the store, and a batch is acknowledged (counted, reported, its Kafka offsets committed) only
-    # once it is committed. The writer spends its time in the database (SQLite's C code and
-    # PostgreSQL's server, neither holding the GIL), so decoding and writing overlap.
+    # write-behind, for a store whose writes wait on a server (``write_behind``: PostgreSQL): a batch
+    # is written (its transaction committed) by one writer thread while this thread reads and
+    # decodes the next one; the next batch waits for that commit before it reads the store, and a
+    # batch is acknowledged (counted, reported, its Kafka offsets committed) only once it is
+    # committed. The writer waits on the server without the GIL, so decoding and the server's work
+    # overlap. SQLite writes in this process, and its executemany gives up and takes back the GIL
+    # for every row, which a busy decoding thread makes slow: it writes inline.
     writing: list[tuple[Future[None], RunSummary]] = []
 
     def settle() -> None:
@@ -315,7 +333,8 @@ def run_t0(store: Store, registry: Registry, task: T0Task, channels: Sequence[Ch
             _acknowledge(runtime, counts, source, report)
 
     batch: list[SourceRecord] = []
-    with ThreadPoolExecutor(1, thread_name_prefix="ampel-t0-writer") as writer:
+    with (ThreadPoolExecutor(1, thread_name_prefix="ampel-t0-writer") if getattr(store, "write_behind", False)
+          else _Inline()) as writer:
         try:
             for read, record in enumerate(source, 1):
                 batch.append(record)
@@ -334,14 +353,32 @@ def run_t0(store: Store, registry: Registry, task: T0Task, channels: Sequence[Ch
             summary.t0_seconds += time.perf_counter() - started
 
 
+class _Inline:
+    """A writer that writes at once, in this thread (for stores without ``write_behind``)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, write: Callable[[IngestBatch], None], batch: IngestBatch) -> Future[None]:
+        done: Future[None] = Future()
+        write(batch)  # an error propagates here, before the batch is acknowledged
+        done.set_result(None)
+        return done
+
+
 def _flush(runtime: T0Runtime, batch: list[SourceRecord], decode: Callable[[bytes, str], list[Alert]],
-           settle: Callable[[], None], writer: ThreadPoolExecutor, writing: list[tuple[Future[None], RunSummary]]) -> None:
+           settle: Callable[[], None], writer: ThreadPoolExecutor | _Inline, writing: list[tuple[Future[None], RunSummary]]) -> None:
     if not batch:
         return
     prepared, counts = runtime.prepare(batch, decode, settle)
     settle()  # a batch that decoded nothing never read the store: the previous one is still to settle
     writing.append((writer.submit(runtime.write, prepared), counts))
     batch.clear()
+    if isinstance(writer, _Inline):
+        settle()  # written: acknowledge it now
 
 
 def _acknowledge(runtime: T0Runtime, counts: RunSummary, source: Any, report: Report | None) -> None:

@@ -63,11 +63,9 @@ def measure(folders: list[str], store: str, patches: list[str]) -> dict[str, Any
     """The T0 task of a job (warmed up: imports and configuration done by a first run over no
     alerts), with the clocks of this process and of the store's server backend."""
     import time
-    from concurrent.futures import Future
 
     from ampel_core.drivers import run_job
     from ampel_core.jobs import load_job
-    from ampel_core.runtime import t0
     from ampel_core.sql_store import SqlStore
 
     pids: list[int] = []
@@ -94,17 +92,7 @@ def measure(folders: list[str], store: str, patches: list[str]) -> dict[str, Any
         if "executemany" in patches:
             PostgresStore.insert_rows = SqlStore.insert_rows  # type: ignore[method-assign]
     if "inline" in patches:
-        class Inline:  # the writer "thread" writes at once
-            def __init__(self, *args: Any, **kwargs: Any) -> None: ...
-            def __enter__(self) -> Inline: return self
-            def __exit__(self, *args: Any) -> None: ...
-
-            def submit(self, function: Any, *args: Any) -> Future[Any]:
-                future: Future[Any] = Future()
-                future.set_result(function(*args))
-                return future
-
-        t0.ThreadPoolExecutor = Inline  # type: ignore[misc,assignment]
+        PostgresStore.write_behind = False  # type: ignore[misc]
 
     def job(paths: list[str], url: str) -> Any:
         return load_job({"name": "t0-postgres", "store": url, "channels": t0_throughput.channels(1),

@@ -63,6 +63,7 @@ def redacted(url: str) -> str:
 class PostgresStore(SqlStore):
     placeholder = "%s"
     claim_lock = " FOR UPDATE SKIP LOCKED"  # concurrent claimers skip the rows another one is taking
+    write_behind = True  # T0 decodes the next batch while the server writes this one (ampel_core.runtime.t0)
 
     def connect(self) -> psycopg.Connection[Any]:
         self._types: dict[str, dict[str, str]] = {}  # table -> column -> SQL type, for insert_rows
