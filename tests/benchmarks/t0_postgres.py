@@ -78,13 +78,13 @@ def measure(folders: list[str], store: str, patches: list[str]) -> dict[str, Any
         def connecting(self: Any) -> Any:
             conn = connect(self)
             pids.append(conn.info.backend_pid)
-            wal.append(conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()[0])
+            wal.append(int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()[0]))
             return conn
 
         def closing(self: Any) -> None:  # the backend's CPU time before it exits
             pids.remove(self.conn.info.backend_pid)
             measured.append(backend_cpu([self.conn.info.backend_pid]))
-            wal.append(self.conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()[0])
+            wal.append(int(self.conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()[0]))
             close(self)
 
         measured: list[float] = []
