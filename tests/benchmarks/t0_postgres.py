@@ -10,8 +10,9 @@ shipped sample), one channel accepting every alert (every alert ingested: stock,
 cutouts, state, ticket, journal), into a new SQLite file or a new PostgreSQL schema, each run in a
 fresh process. ``--variants`` adds PostgreSQL as it was before docs/t0-performance.md, part by
 part (measurement only, patched in the child): rows sent one statement each (psycopg's pipelined
-``executemany``) instead of one ``unnest`` statement per table, and batches written in turn
-instead of while the next one is decoded.
+``executemany``) instead of ``unnest`` statements, and batches written in turn instead of while
+the next one is decoded; and one ``unnest`` statement per table, not pipelined, instead of
+pipelined chunks of `PostgresStore.insert_chunk` rows.
 
 Per run: the T0's wall-clock seconds, the CPU seconds of this process (the client) and, for
 PostgreSQL, of its server backend (read from /proc: the server must run on this host), and the
@@ -43,6 +44,7 @@ from postgres_vs_sqlite import fresh_store  # a new SQLite file or PostgreSQL sc
 VARIANTS = {  # label -> what the child patches (measurement only)
     "sqlite": ("sqlite", ()),
     "postgresql": ("postgresql", ()),
+    "postgresql, one INSERT per table, not pipelined": ("postgresql", ("unchunked",)),
     "postgresql, rows one statement each": ("postgresql", ("executemany",)),
     "postgresql, rows one statement each, no write-behind": ("postgresql", ("executemany", "inline")),
 }
@@ -89,8 +91,12 @@ def measure(folders: list[str], store: str, patches: list[str]) -> dict[str, Any
 
         measured: list[float] = []
         PostgresStore.connect, PostgresStore.close = connecting, closing  # type: ignore[method-assign]
+        if "unchunked" in patches:
+            PostgresStore.insert_chunk = 2**62  # type: ignore[misc]
+            PostgresStore.ingest = SqlStore.ingest  # type: ignore[method-assign]
         if "executemany" in patches:
             PostgresStore.insert_rows = SqlStore.insert_rows  # type: ignore[method-assign]
+            PostgresStore.ingest = SqlStore.ingest  # type: ignore[method-assign]
     if "inline" in patches:
         PostgresStore.write_behind = False  # type: ignore[misc]
 

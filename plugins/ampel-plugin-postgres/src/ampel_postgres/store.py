@@ -29,7 +29,7 @@ from psycopg import conninfo
 
 from ampel_core.sql_schema import IMMUTABLE_TABLES, TABLES
 from ampel_core.sql_store import SqlStore
-from ampel_core.store import StoreError
+from ampel_core.store import IngestBatch, StoreError
 
 __all__ = ["PostgresStore", "connection_string", "open_store", "redacted"]
 
@@ -63,6 +63,7 @@ def redacted(url: str) -> str:
 class PostgresStore(SqlStore):
     placeholder = "%s"
     claim_lock = " FOR UPDATE SKIP LOCKED"  # concurrent claimers skip the rows another one is taking
+    insert_chunk = 2000  # rows per INSERT of `insert_rows`
     write_behind = True  # T0 decodes the next batch while the server writes this one (ampel_core.runtime.t0)
 
     def connect(self) -> psycopg.Connection[Any]:
@@ -95,8 +96,16 @@ class PostgresStore(SqlStore):
             return
         types = self._column_types(cursor, table)
         arrays = ", ".join(f"%b::{types[column]}[]" for column in columns)  # binary: no text escaping
-        cursor.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) {conflict}",
-                       [list(values) for values in zip(*rows, strict=True)])
+        statement = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) {conflict}"
+        # in chunks, pipelined (`ingest`): the server inserts one chunk while the next is encoded
+        for start in range(0, len(rows), self.insert_chunk):
+            cursor.execute(statement, [list(values) for values in zip(*rows[start:start + self.insert_chunk], strict=True)])
+
+    def ingest(self, batch: IngestBatch) -> None:
+        """`SqlStore.ingest` with its statements pipelined: sent without waiting for each result
+        (errors still roll the whole batch back)."""
+        with self.conn.pipeline():
+            super().ingest(batch)
 
     def _column_types(self, cursor: Any, table: str) -> dict[str, str]:
         """The SQL type of each column of ``table`` (read from the catalogue once per table)."""
