@@ -36,6 +36,8 @@ def print_summary(summary: dict[str, Any], title: str = "run summary", output_fo
              ["T3 reports (failed)", f"{summary['reports']} ({summary['reports_failed']})"],
              ["T0 time (s) / alerts per second", f"{summary['t0_seconds']:.2f} / {summary['alerts_per_second'] or '-'}"],
              ["wall time (s)", f"{summary['wall_seconds']:.2f}"]]
+    if summary.get("bytes_read"):  # a job over an archive: each partition file read once in all
+        rows.insert(-2, ["archive bytes read (partitions)", f"{summary['bytes_read']} ({len(summary['partition_bytes'])})"])
     if output_format == "csv":
         rows = [[what.strip(), count] for what, count in rows]
     print_table(f"{title} (run {summary['run']}, {summary['status']})", ["what", "count"], rows, output_format,

@@ -22,7 +22,8 @@ def ampel_alert_formats() -> dict[str, str]:
 
 @hookimpl
 def ampel_alert_sources() -> dict[str, str]:
-    return {"files": "ampel_core.alerts:FileSource", "kafka": "ampel_core.kafka:KafkaSource"}
+    return {"files": "ampel_core.alerts:FileSource", "kafka": "ampel_core.kafka:KafkaSource",
+            "archive": "ampel_core.archive:ArchiveSource"}
 
 
 @hookimpl

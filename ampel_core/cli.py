@@ -24,6 +24,7 @@ COMMANDS = {
     "provenance": ("ampel_core._cli_inspect:provenance", "Trace a result, state or datapoint back to its alert and run."),
     "replay": ("ampel_core._cli_inspect:replay", "Re-run a recorded run into a scratch store and compare results."),
     "diff": ("ampel_core._cli_inspect:diff", "Compare the results of two runs."),
+    "archive": ("ampel_core._cli_archive:archive", "Build or inspect an alert archive partitioned by stock."),
 }
 
 

@@ -303,7 +303,7 @@ class SqlStore:
 
     # --- reading ---------------------------------------------------------------------------
     def _datapoints(self, rows: Iterable[tuple[Any, ...]]) -> list[DataPoint]:
-        decoded: dict[str, tuple[str, ...]] = {}  # a few tag lists, each decoded once
+        decoded: dict[str, tuple[str, ...]] = {}  # a stock's datapoints share a few tag lists: decode each once
         return [DataPoint.from_body(dp, stock, decoded.get(tags) or decoded.setdefault(tags, tuple(orjson.loads(tags))),
                                     orjson.loads(body)) for dp, stock, tags, body in rows]
 

@@ -11,7 +11,7 @@ from ampel_core.models import PHOTOMETRY_FIELDS, DataPoint
 if TYPE_CHECKING:
     from astropy.table import Table
 
-__all__ = ["StateView", "StockView", "light_curve_table", "lookup"]
+__all__ = ["ResultRef", "StateView", "StockView", "light_curve_table", "lookup"]
 
 
 def light_curve_table(datapoints: tuple[DataPoint, ...] | list[DataPoint], upper_limits: bool = False) -> Table:
@@ -58,12 +58,22 @@ class StateView:
         return light_curve_table(self.datapoints, upper_limits)
 
 
+@dataclass(frozen=True, slots=True)
+class ResultRef:
+    """Where a result in a `StockView` comes from: its result id and its unit's trace id (what
+    ``ampel provenance RESULT`` takes), so a T3 report can cite every number it shows."""
+
+    id: int
+    trace: str
+
+
 @dataclass(frozen=True)
 class StockView:
     """A stock as a channel sees it: names, tags, datapoints, states and the latest T2 results.
 
     ``results`` maps unit name to the body of the newest successful result of that unit on the
-    stock's latest state (or on the stock itself, for stock units).
+    stock's latest state (or on the stock itself, for stock units); ``result_refs`` maps the same
+    unit names to that result's id and trace.
     """
 
     id: int
@@ -74,6 +84,7 @@ class StockView:
     latest_state: str | None = None
     results: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     channel: str | None = None
+    result_refs: Mapping[str, ResultRef] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -500,3 +500,90 @@ def test_observers_see_the_same_run_under_every_driver(tmp_path: Path, register_
     result = CliRunner().invoke(cli, ["worker", "t2", "--store", store, "--idle-exit", "--batch-size", "3"])
     assert result.exit_code == 0, result.output
     assert observed(recorder.calls) == {2: seen["one process"][2]}
+
+
+# archives: one task per partition ------------------------------------------------------------------
+
+
+def archive_job(store: str, archive: Path) -> dict[str, Any]:
+    document = job_document(store, archive)
+    document["tasks"][0]["source"] = {"name": "archive", "config": {"path": str(archive)}}
+    return document
+
+
+def test_a_job_over_an_archive_gives_identical_results_and_reads_it_once(tmp_path: Path, postgres: str,
+                                                                        postgres_url: str) -> None:
+    """One process, 2 local processes (SQLite) and Dask with one task per partition (PostgreSQL):
+    the same states, tickets, results and counts; every partition file read once, by one task."""
+    from ampel_core.alerts import JsonAlertFormat
+    from ampel_core.archive import build_archive
+
+    alerts = write_nights(tmp_path / "alerts", seed=5)
+    archive = tmp_path / "archive"
+    info = build_archive([str(alerts)], archive, JsonAlertFormat(), {"name": "json", "config": {}}, 5)
+    assert info.quarantined == 1  # the broken line stays in the archive's quarantine
+    sizes = {entry["name"]: entry["bytes"] for entry in info.files}
+    reference_url = f"sqlite:///{tmp_path / 'one.db'}"
+    reference = run_job(load_job(archive_job(reference_url, archive))).as_dict()
+    assert reference["partition_bytes"] == sizes and reference["bytes_read"] == info.bytes
+    assert reference["alerts"] == info.alerts and reference["tickets_done"] > 100
+    expected = store_fingerprint(reference_url)
+    runs = {"sqlite, 2 processes": (f"sqlite:///{tmp_path / 'two.db'}", {"workers": 2}),
+            "postgresql, dask, 2 workers, 5 tasks": (postgres, {"workers": 2, "executor": "dask"})}
+    for label, (url, options) in runs.items():
+        summary = run_job(load_job(archive_job(url, archive)), **options).as_dict()  # type: ignore[arg-type]
+        assert counters(summary) == counters(reference), label  # partition_bytes too: each file read once
+        assert store_fingerprint(url) == expected, label
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
+            scratch_schema(postgres_url) as url:  # --scheduler ADDRESS: a cluster this job did not start
+        summary = run_job(load_job(archive_job(url, archive)), executor="dask", scheduler=cluster.scheduler_address)
+        assert counters(summary.as_dict()) == counters(reference)
+        assert store_fingerprint(url) == expected
+    with pytest.raises(AmpelError, match="with a limit"):
+        document = archive_job(f"sqlite:///{tmp_path / 'limit.db'}", archive)
+        document["tasks"][0]["limit"] = 10
+        run_job(load_job(document), workers=2)
+
+
+def test_claims_shrink_so_that_the_tail_is_spread() -> None:
+    """930 tickets of equal cost on 16 workers: with a fixed claim of 50 the first round takes 800
+    and three workers run the last 130 (100 ticket-times in all); sized claims end within a few
+    tickets of the ideal 930 / 16."""
+    import heapq
+
+    from ampel_core.runtime.t2 import claim_size
+
+    def makespan(size_of: Any, tickets: int = 930, workers: int = 16) -> int:
+        free = [(0, worker) for worker in range(workers)]
+        remaining, end = tickets, 0
+        while remaining:
+            at, worker = heapq.heappop(free)
+            claimed = min(size_of(remaining, workers), remaining)
+            remaining -= claimed
+            end = max(end, at + claimed)
+            heapq.heappush(free, (at + claimed, worker))
+        return end
+
+    assert makespan(lambda remaining, workers: 50) == 100
+    sized = makespan(lambda remaining, workers: claim_size(50, remaining, workers))
+    assert sized <= -(-930 // 16) + 3
+    assert claim_size(50, 10_000, 16) == 50 and claim_size(50, 20, 16) == 1 and claim_size(50, 0, 4) == 1
+    assert claim_size(50, 10_000, 16, seconds_per_ticket=3.0) == 1  # a slow unit: one ticket at a time
+    assert claim_size(50, 10_000, 16, seconds_per_ticket=0.1) == 20
+
+
+def test_worker_processes_share_the_tail(tmp_path: Path, probe: ModuleType) -> None:
+    """Four real worker processes with --batch-size 50 over 120 tickets: every process runs some
+    (a fixed claim of 50 would leave one idle and give two of them 50 each)."""
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    log = tmp_path / "executions.log"
+    states = make_tickets(store, log, tmp_path, 120)
+    process = worker(Path(probe.__file__).parent, store, "--concurrency", "4", "--idle-exit", "--batch-size", "50",
+                     seconds=0.05)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    _, finished = executions(log)
+    assert finished == Counter(states)
+    per_process = Counter(line.split()[1] for line in log.read_text().splitlines() if line.startswith("end"))
+    assert len(per_process) == 4 and max(per_process.values()) <= 45, per_process

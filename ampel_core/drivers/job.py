@@ -12,6 +12,12 @@
   format cannot tell without decoding them. The source must yield the same records each time it
   is read (files, directories, archives; not Kafka).
   T2 in ``workers`` processes claiming tickets from the store (leases); T3 in this process.
+- A T0 task whose source is an archive (``archive``, `ampel_core.archive`) is partitioned by the
+  archive's own partitions instead: every alert of a stock is in one partition file, so each task
+  reads only its own files and the archive is read once in all (``partition_bytes`` in the
+  summary). On Dask, one task per archive partition (the scheduler places them on the workers as
+  they free up); in local processes, ``workers`` processes each taking every ``workers``-th
+  partition.
 
 Stores: PostgreSQL serves any number of processes and hosts. A SQLite file serves a few processes
 on one machine (their writes take turns on the file's lock): up to `SQLITE_MAX_WORKERS`, not an
@@ -28,7 +34,7 @@ from typing import Any
 
 from ampel_core.drivers.executors import DaskExecutor, Executor, InlineExecutor, LocalExecutor
 from ampel_core.errors import AmpelError
-from ampel_core.jobs import Job, T0Task, T2Task, T3Task
+from ampel_core.jobs import ComponentSpec, Job, T0Task, T2Task, T3Task
 from ampel_core.registry import Registry, get_registry
 from ampel_core.runtime import (
     Channel, Observer, Progress, Report, RunSummary, recorded_run, run_t0, run_t2, run_t3, stop_on_signals,
@@ -63,12 +69,16 @@ def check_store(url: str, workers: int, executor: str = "local", scheduler: str 
 
 
 def t0_work(registry: Registry | None, job: Job, task_index: int, run: int, partition: tuple[int, int],
-            channels: list[Channel] | None, report: Report) -> dict[str, Any]:
-    """Partition ``(index, count)`` of the job's T0 task number ``task_index``; its counters.
-    ``channels`` are built here when not given (in another process)."""
+            channels: list[Channel] | None, archive_partitions: list[int] | None, report: Report) -> dict[str, Any]:
+    """Partition ``(index, count)`` of the job's T0 task number ``task_index``, or, for an archive
+    source, its ``archive_partitions``; its counters. ``channels`` are built here when not given
+    (in another process)."""
     registry = registry or get_registry()
     task = job.tasks[task_index]
     assert isinstance(task, T0Task)
+    if archive_partitions is not None:
+        source = ComponentSpec(name=task.source.name, config={**task.source.config, "partitions": archive_partitions})
+        task = task.model_copy(update={"source": source})
     if channels is None:
         built = {config.name: Channel.build(registry, config) for config in job.channels}
         channels = [built[name] for name in task.channels] if task.channels else list(built.values())
@@ -81,15 +91,16 @@ def t0_work(registry: Registry | None, job: Job, task_index: int, run: int, part
     return summary.as_dict()
 
 
-def t2_work(registry: Registry | None, store_url: str, task: T2Task, run: int, poll: float | None,
+def t2_work(registry: Registry | None, store_url: str, task: T2Task, run: int, poll: float | None, workers: int,
             report: Report) -> dict[str, Any]:
     """Run T2 tickets until none is left (``poll`` None) or, polling every ``poll`` seconds, until
-    SIGTERM / SIGINT, which finish the current ticket and hand back the others (status 'stopped')."""
+    SIGTERM / SIGINT, which finish the current ticket and hand back the others (status 'stopped').
+    ``workers``: how many run at once (sizes the claims, `ampel_core.runtime.t2.claim_size`)."""
     summary = RunSummary(run=run)
     store = open_store(store_url)
     try:
         with stop_on_signals() as should_stop:
-            run_t2(store, registry or get_registry(), task, run, summary, report, should_stop, poll)
+            run_t2(store, registry or get_registry(), task, run, summary, report, should_stop, poll, workers)
             summary.status = "stopped" if should_stop() else "ok"
     finally:
         store.close()
@@ -122,6 +133,9 @@ def run_job(job: Job, progress: Progress | None = None, registry: Registry | Non
         for task in job.tasks:
             if isinstance(task, T0Task):
                 _check_replayable(registry, task)
+                if task.source.name == "archive" and task.limit is not None:  # per task it would take other alerts
+                    raise AmpelError(f"a T0 task over an archive with a limit ({task.limit}) runs in one process: "
+                                     "leave out --workers / --executor, or choose partitions in the source's config")
     channels = {config.name: Channel.build(registry, config) for config in job.channels}
     traces = [trace for channel in channels.values() for trace in channel.traces()]
     with recorded_run(job.store, job.model_dump(mode="json"), registry, traces) as summary:
@@ -135,7 +149,7 @@ def run_job(job: Job, progress: Progress | None = None, registry: Registry | Non
                 if isinstance(task, T0Task):
                     _t0(pool, job, number, task, channels, summary, observer, count)
                 elif isinstance(task, T2Task):
-                    parts = pool.run(t2_work, [(job.store, task, summary.run, None)] * count, observer)
+                    parts = pool.run(t2_work, [(job.store, task, summary.run, None, count)] * count, observer)
                     if any(part["status"] == "stopped" for part in parts):
                         raise KeyboardInterrupt
                 else:
@@ -150,8 +164,33 @@ def _t0(pool: Executor, job: Job, number: int, task: T0Task, channels: dict[str,
     selected = [channels[name] for name in task.channels] if task.channels else list(channels.values())
     given = selected if isinstance(pool, InlineExecutor) else None  # other processes build their own
     started = time.perf_counter()
-    parts = pool.run(t0_work, [(job, number, summary.run, (index, count), given) for index in range(count)], observer)
-    summary.t0_seconds += parts[0]["t0_seconds"] if count == 1 else time.perf_counter() - started
+    shares = _archive_shares(pool, task, count)
+    arguments: list[tuple[Any, ...]]
+    if shares is not None:
+        arguments = [(job, number, summary.run, (0, 1), given, share) for share in shares]
+    else:
+        arguments = [(job, number, summary.run, (index, count), given, None) for index in range(count)]
+    parts = pool.run(t0_work, arguments, observer)
+    summary.t0_seconds += parts[0]["t0_seconds"] if len(parts) == 1 else time.perf_counter() - started
+    for part in parts:
+        for name, size in part["partition_bytes"].items():
+            summary.partition_bytes[name] = summary.partition_bytes.get(name, 0) + size
+
+
+def _archive_shares(pool: Executor, task: T0Task, count: int) -> list[list[int]] | None:
+    """For an archive source, the archive partitions of each T0 work function: one each on Dask, every
+    ``count``-th in ``count`` local processes, all of the task's in one process; None for other sources."""
+    from ampel_core.archive import ArchiveSource
+
+    if task.source.name != "archive":
+        return None
+    source = ArchiveSource(**task.source.config)
+    wanted = source.partitions if source.partitions is not None else list(range(source.info.partitions))
+    if isinstance(pool, InlineExecutor):
+        return [wanted]
+    if isinstance(pool, DaskExecutor):
+        return [[partition] for partition in wanted]
+    return [share for index in range(count) if (share := wanted[index::count])]
 
 
 def _t3(registry: Registry, job: Job, task: T3Task, channels: dict[str, Channel], summary: RunSummary,

@@ -25,7 +25,7 @@ def serve_t2(store_url: str, task: T2Task, concurrency: int = 1, idle_exit: bool
     document = {"worker": "t2", "concurrency": concurrency, **task.model_dump(mode="json")}
     with recorded_run(store_url, document, registry) as summary:
         pool: Executor = InlineExecutor(registry) if concurrency == 1 else LocalExecutor()
-        arguments = [(store_url, task, summary.run, None if idle_exit else poll)] * concurrency
+        arguments = [(store_url, task, summary.run, None if idle_exit else poll, concurrency)] * concurrency
         parts = pool.run(t2_work, arguments, Observer(registry, summary))
         summary.status = "stopped" if any(part["status"] == "stopped" for part in parts) else "ok"
     return summary

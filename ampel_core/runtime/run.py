@@ -62,6 +62,9 @@ class RunSummary:
     tickets_retried: int = 0
     reports: int = 0
     reports_failed: int = 0
+    # bytes of each archive partition file read (`ampel_core.archive.ArchiveSource`): a job over an
+    # archive reads each partition once, whatever the number of workers
+    partition_bytes: dict[str, int] = field(default_factory=dict)
     t0_seconds: float = 0.0
     wall_seconds: float = 0.0
     status: str = "running"
@@ -71,6 +74,8 @@ class RunSummary:
         data = asdict(self)
         for key in ("accepted", "rejected", "failed"):
             data[key] = dict(sorted(getattr(self, key).items()))
+        data["partition_bytes"] = dict(sorted(self.partition_bytes.items()))
+        data["bytes_read"] = sum(self.partition_bytes.values())
         data["alerts_per_second"] = round(self.alerts / self.t0_seconds, 1) if self.t0_seconds else None
         return data
 
@@ -90,6 +95,8 @@ def merge(summary: RunSummary, part: dict[str, Any]) -> None:
         setattr(summary, name, getattr(summary, name) + part[name])
     for name in ("accepted", "rejected", "failed"):
         getattr(summary, name).update(part[name])
+    for name, size in part.get("partition_bytes", {}).items():
+        summary.partition_bytes[name] = summary.partition_bytes.get(name, 0) + size
 
 
 def environment(registry: Registry) -> dict[str, Any]:

@@ -351,6 +351,8 @@ def run_t0(store: Store, registry: Registry, task: T0Task, channels: Sequence[Ch
         finally:
             source.close()
             summary.t0_seconds += time.perf_counter() - started
+            for name, size in getattr(source, "bytes_read", {}).items():  # what an archive source read
+                summary.partition_bytes[name] = summary.partition_bytes.get(name, 0) + size
 
 
 class _Inline:

@@ -5,6 +5,14 @@ units), retry with exponential backoff, store results or errors with their trace
 ``ampel worker t2``): tickets until none is left, or, for a long-lived worker, until told to stop.
 `stop_on_signals` turns SIGINT / SIGTERM into such a stop: the current ticket is finished and the
 tickets claimed but not started are handed back at once, so a rerun never waits for their lease.
+
+Claims are sized so that the workers finish together (`claim_size`): a fixed batch of 50 lets 16
+workers take 800 of 930 tickets in the first round and leaves the tail to three of them. A worker
+claims at most ``remaining / (CLAIM_SHARE x workers)`` tickets (guided self-scheduling: claims
+shrink as the queue drains, down to one ticket each in the tail), and at most `CLAIM_SECONDS` of
+work at the unit's measured pace (a slow unit, a fit taking seconds, is claimed one ticket at a
+time). ``workers`` is the number the driver started, or the number of workers holding leases in
+the store now plus this one (``ampel worker t2`` on many hosts), whichever is larger.
 """
 
 from __future__ import annotations
@@ -33,7 +41,13 @@ from ampel_core.store import Store, Ticket
 from ampel_core.units import StockUnit, TiedStateUnit, UnitRef
 from ampel_core.views import StateView
 
-__all__ = ["T2Runtime", "release_gone_workers", "run_t2", "stop_on_signals"]
+__all__ = ["CLAIM_SECONDS", "CLAIM_SHARE", "T2Runtime", "claim_size", "release_gone_workers", "run_t2",
+           "stop_on_signals"]
+
+CLAIM_SHARE = 2
+"""A claim takes at most 1 / (CLAIM_SHARE x workers) of the tickets left."""
+CLAIM_SECONDS = 2.0
+"""A claim holds at most about this much work at the measured seconds per ticket (at least one ticket)."""
 
 
 _log = logging.getLogger("ampel")
@@ -41,6 +55,16 @@ _log = logging.getLogger("ampel")
 
 def _never() -> bool:
     return False
+
+
+def claim_size(batch_size: int, remaining: int, workers: int, seconds_per_ticket: float | None = None) -> int:
+    """How many tickets to claim: at most ``batch_size``, at most ``remaining / (CLAIM_SHARE x
+    workers)`` (rounded up) and at most `CLAIM_SECONDS` of work at ``seconds_per_ticket`` (None:
+    not measured yet); always at least one."""
+    size = min(batch_size, -(-remaining // (CLAIM_SHARE * max(workers, 1))))
+    if seconds_per_ticket:
+        size = min(size, int(CLAIM_SECONDS / seconds_per_ticket))
+    return max(1, size)
 
 
 def release_gone_workers(store: Store) -> int:
@@ -68,9 +92,12 @@ class T2Runtime:
     code or version no longer gives that trace, the ticket fails with a message saying so."""
 
     def __init__(self, store: Store, registry: Registry, task: T2Task, run: int | None, summary: RunSummary,
-                 report: Report | None = None, owner: str | None = None) -> None:
+                 report: Report | None = None, owner: str | None = None, workers: int = 1) -> None:
         self.store, self.registry, self.task, self.run, self.summary = store, registry, task, run, summary
-        self.report = report
+        self.report, self.workers = report, workers
+        self.seconds_per_ticket: float | None = None  # measured over the last claim
+        self._pending: int | None = None  # tickets pending, counted or guessed (`claim_size`)
+        self._workers = workers
         # host:pid:run:instance — a later run can tell that the claimer is gone (`release_gone_workers`)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{run or 0}:{id(self):x}"
         self._waiting_said = 0.0
@@ -100,14 +127,32 @@ class T2Runtime:
     def run_once(self, should_stop: Callable[[], bool] = _never) -> int:
         """Claim and run one batch of tickets; return how many were claimed. When ``should_stop``
         turns true, the tickets not yet started are handed back at once."""
-        tickets = self.store.claim_tickets(self.owner, self.task.batch_size, self.task.lease, self.task.channels)
+        tickets = self.store.claim_tickets(self.owner, self.claim_size(), self.task.lease, self.task.channels)
+        started = time.perf_counter()
         for position, ticket in enumerate(tickets):
             if should_stop():
                 for unstarted in tickets[position:]:
                     self.store.retry_ticket(unstarted, "handed back by a stopping worker", 0.0, self.owner, counts=False)
                 break
             self.run_ticket(ticket)
+        if tickets:
+            self.seconds_per_ticket = (time.perf_counter() - started) / len(tickets)
         return len(tickets)
+
+    def claim_size(self) -> int:
+        """The size of the next claim (`claim_size`). The pending tickets and the workers holding
+        leases are counted in the store only near the tail: while far more tickets are pending than
+        full claims could take, a guess (the last count less what every worker may have claimed
+        since) says so without a query."""
+        if self.task.batch_size == 1:
+            return 1
+        if self._pending is None or self._pending < 4 * CLAIM_SHARE * self._workers * self.task.batch_size:
+            self._pending = self.store.ticket_status().get("pending", 0)
+            others = {owner for owner, _, _ in self.store.leases() if owner != self.owner}
+            self._workers = max(self.workers, len(others) + 1)
+        size = claim_size(self.task.batch_size, self._pending, self._workers, self.seconds_per_ticket)
+        self._pending -= size * self._workers  # the others claim too: a pessimistic guess until the next count
+        return size
 
     def run_until_idle(self, should_stop: Callable[[], bool] = _never) -> None:
         """Run tickets until none is open (pending, or leased to another worker) or ``should_stop``."""
@@ -218,11 +263,13 @@ _DEFER = object()
 
 
 def run_t2(store: Store, registry: Registry, task: T2Task, run: int | None, summary: RunSummary,
-           report: Report | None = None, should_stop: Callable[[], bool] = _never, poll: float | None = None) -> None:
+           report: Report | None = None, should_stop: Callable[[], bool] = _never, poll: float | None = None,
+           workers: int = 1) -> None:
     """Run tickets until none is left; with ``poll`` (seconds), keep polling for new ones until
-    ``should_stop`` (a long-lived worker). Each claimed batch is ``report``-ed."""
+    ``should_stop`` (a long-lived worker). Each claimed batch is ``report``-ed. ``workers``: how
+    many workers the driver started (sizes the claims, `claim_size`)."""
     release_gone_workers(store)
-    runtime = T2Runtime(store, registry, task, run, summary, report)
+    runtime = T2Runtime(store, registry, task, run, summary, report, workers=workers)
     while not should_stop():
         runtime.run_until_idle(should_stop)
         if poll is None:

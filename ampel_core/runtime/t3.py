@@ -14,7 +14,7 @@ from ampel_core.runtime.configured import Channel, call_unit, configure
 from ampel_core.runtime.run import Report
 from ampel_core.store import Store
 from ampel_core.units import ReactUnit
-from ampel_core.views import StockView, lookup
+from ampel_core.views import ResultRef, StockView, lookup
 
 __all__ = ["matches", "run_t3", "select_views", "stock_view"]
 
@@ -29,12 +29,14 @@ def stock_view(store: Store, stock: int, channel: str | None, access: frozenset[
     states = store.channel_states(stock, channel)
     latest = states[-1][1] if states else None
     results: dict[str, dict[str, Any]] = {}
-    for _, result in store.results(stock=stock):
+    refs: dict[str, ResultRef] = {}
+    for result_id, result in store.results(stock=stock):
         if result.status == "ok" and (result.link == latest or result.link_kind == "stock") and (
                 traces is None or result.trace in traces):
             results[result.unit] = result.body or {}
+            refs[result.unit] = ResultRef(result_id, result.trace)
     return StockView(stock, info.names if info else (), info.channels if info else (), info.tags if info else (),
-                     datapoints, latest, results, channel)
+                     datapoints, latest, results, channel, refs)
 
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {

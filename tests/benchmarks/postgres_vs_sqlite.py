@@ -149,7 +149,7 @@ def run_t2(store: str, workers: int) -> tuple[float, int, float]:
     opened.close()
     summary = RunSummary(run=run)
     cpu, started = children_cpu(), time.perf_counter()
-    for part in LocalExecutor().run(t2_work, [(store, task, run, None)] * workers, lambda tier, counts: None):
+    for part in LocalExecutor().run(t2_work, [(store, task, run, None, workers)] * workers, lambda tier, counts: None):
         merge(summary, part)
     return time.perf_counter() - started, summary.tickets_done + summary.tickets_failed, children_cpu() - cpu
 

@@ -2,7 +2,7 @@
 
     python tests/packaging/build_all.py [--out DIR] [--only NAME ...]
 
-For each distribution (ampel-core at the root, plugins/*, tests/fixtures/ampel-plugin-tiny and a
+For each distribution (ampel-core at the root, plugins/*, contrib/*, tests/fixtures/ampel-plugin-tiny and a
 project rendered from cookiecutter/), and for each of two setuptools versions — the minimum of its
 ``[build-system] requires`` and the newest on the index — this builds an sdist and, from that sdist,
 a wheel (``python -m build --no-isolation`` in a venv holding exactly that setuptools). It then checks
@@ -116,7 +116,8 @@ def import_packages(source: Path) -> tuple[Path, ...]:
 def distributions(scratch: Path) -> list[Distribution]:
     """Every distribution in the repository, and one rendered from the cookiecutter template."""
     found = [Distribution("ampel-core", REPO, (REPO / "ampel_core",))]
-    for folder in [*sorted((REPO / "plugins").glob("ampel-plugin-*")), REPO / "tests/fixtures/ampel-plugin-tiny"]:
+    contrib = sorted(folder for folder in (REPO / "contrib").glob("*") if (folder / "pyproject.toml").is_file())
+    for folder in [*sorted((REPO / "plugins").glob("ampel-plugin-*")), *contrib, REPO / "tests/fixtures/ampel-plugin-tiny"]:
         found.append(Distribution(folder.name, folder, import_packages(folder)))
     rendered = render_template(scratch / "cookiecutter")
     found.append(Distribution(f"cookiecutter ({rendered.name})", rendered, import_packages(rendered)))

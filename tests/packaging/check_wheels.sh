@@ -17,7 +17,8 @@ python3 -m venv "$scratch/venv"
 # The distributions a user installs; the test fixture and the template's example are not among them.
 core=$(ls "$scratch"/wheels/ampel_core-*.whl)
 "$scratch/venv/bin/pip" install -q --disable-pip-version-check \
-  "$core[plot,prov]" "$scratch"/wheels/ampel_plugin_{ztf,sncosmo,lsst,postgres,catalogs}-*.whl
+  "$core[plot,prov]" "$scratch"/wheels/ampel_plugin_{ztf,sncosmo,lsst,postgres,catalogs}-*.whl \
+  $(ls "$scratch"/wheels/ampel_contrib_*-*.whl 2>/dev/null)  # contrib/: the science teams' packages
 
 cd "$scratch"
 unset PYTHONPATH
@@ -36,6 +37,12 @@ assert models, "ampel_sncosmo's wheel has no model or bandpass files"
 print(f"installed from wheels into {venv}: {len(models)} sncosmo data files")
 EOF
 "$scratch/venv/bin/ampel" config build -o "$scratch/ampel_conf.yaml"
+# every contrib wheel's units are in the config (its plugin module imports from the installed wheels)
+for wheel in "$scratch"/wheels/ampel_contrib_*-*.whl; do
+  [[ -e "$wheel" ]] || continue
+  distribution=$(basename "$wheel" | cut -d- -f1 | tr _ -)
+  grep -q "distribution: $distribution" "$scratch/ampel_conf.yaml" || { echo "no unit of $distribution in the config"; exit 1; }
+done
 "$scratch/venv/bin/ampel" job "$repo/docs/examples/ztf-quickstart.yml" --set "alerts=$repo/docs/examples/data/ztf" \
   --set "catalogs=$repo/docs/examples/data/catalogs" \
   --store "sqlite:///$scratch/q.db" --config "$scratch/ampel_conf.yaml" --no-progress --summary-json "$scratch/summary.json"

@@ -88,8 +88,12 @@ def test_pause_resume_remove(client: TestClient, tokens: Any, job_file: Path) ->
     assert client.delete("/jobs/sn-candidates", headers=tokens["A"]).json()["status"] == "removed"
     assert jobs.active() == [] and jobs.generation() != generation  # the service sees the change
     assert client.post("/jobs/sn-candidates/pause", headers=tokens["A"]).status_code == 404
-    # the channel name is free again
-    assert _upload(client, tokens["B"], job_file.read_bytes()).status_code == 201
+    # the channel stays the team's (its results keep its name): another team cannot take it
+    taken = _upload(client, tokens["B"], job_file.read_bytes())
+    assert taken.status_code == 422 and "channel name 'TEAM_A_SN' is another team's" in taken.json()["detail"]
+    assert client.app.state.teams.team("A").channels == {"TEAM_A_SN"}  # type: ignore[attr-defined]
+    # another job of the same team can
+    assert _upload(client, tokens["A"], _job(job_file, name="sn-candidates-2")).status_code == 201
 
 
 def test_teams_are_kept_apart(client: TestClient, tokens: Any, job_file: Path) -> None:
@@ -100,7 +104,9 @@ def test_teams_are_kept_apart(client: TestClient, tokens: Any, job_file: Path) -
         assert client.post(f"/jobs/sn-candidates/{action}", headers=tokens["B"]).status_code == 404
     assert client.delete("/jobs/sn-candidates", headers=tokens["B"]).status_code == 404
     taken = _upload(client, tokens["B"], _job(job_file, name="mine"))  # same channel name, other team
-    assert taken.status_code == 422 and "channel name 'TEAM_A_SN' is taken" in taken.json()["detail"]
+    assert taken.status_code == 422 and "channel name 'TEAM_A_SN' is another team's" in taken.json()["detail"]
+    mine = _upload(client, tokens["A"], _job(job_file, name="second"))  # the team's other job has it
+    assert mine.status_code == 422 and "belongs to your job 'sn-candidates'" in mine.json()["detail"]
 
 
 @pytest.mark.parametrize(("change", "status", "message"), [
@@ -118,6 +124,9 @@ def test_teams_are_kept_apart(client: TestClient, tokens: Any, job_file: Path) -
     (lambda d: d["tasks"][2]["react"][0]["config"].update(output="~/x.csv"), 422, "not a path inside"),
     (lambda d: d["tasks"][2]["react"][0]["config"].update(output="file:///etc/passwd"), 422, "only http(s) URLs"),
     (lambda d: d.update(tasks="nothing"), 422, "tasks"),
+    (lambda d: d.update(name="../etc"), 422, "job name '../etc'"),
+    (lambda d: (d["channels"][0].update(name="A B"), d["tasks"][2]["select"].update(channel="A B")), 422,
+     "channel name 'A B'"),
 ])
 def test_invalid_uploads_are_refused_with_the_reason(client: TestClient, tokens: Any, job_file: Path, change: Any,
                                                      status: int, message: str) -> None:

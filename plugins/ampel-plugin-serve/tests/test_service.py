@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from ampel_core.drivers import run_job
 from ampel_core.jobs import load_job
@@ -50,10 +51,11 @@ def _ended(store: str) -> list[str]:
     return [status for (status,) in _rows(store, "SELECT status FROM runs ORDER BY id")]
 
 
+@pytest.mark.parametrize("mode", ["processes", "threads"])
 def test_run_locally_then_upload_gives_identical_results(server: Any, store_url: str, local_store_url: str,
-                                                         job_file: Path, alerts: Path) -> None:
+                                                         job_file: Path, alerts: Path, mode: str) -> None:
     token = _team(store_url)
-    live = server("--pattern", "*.avro")
+    live = server("--pattern", "*.avro", *(["--threads"] if mode == "threads" else []))
     answer = ampel("submit", str(job_file), "--to", live.url, "--token", token).stdout
     assert "version 1 uploaded: active, channels TEAM_A_SN" in answer
     files = drop_alerts(alerts, live.watch)
@@ -71,17 +73,16 @@ def test_run_locally_then_upload_gives_identical_results(server: Any, store_url:
 def test_sigterm_finishes_in_flight_work_and_a_restart_resumes(server: Any, store_url: str, local_store_url: str,
                                                                job_file: Path, alerts: Path) -> None:
     token = _team(store_url)
-    first = server("--pattern", "*.avro")
+    first = server("--pattern", "*.avro", "--batch-size", "10")  # T0 passes of 10 files
     ampel("submit", str(job_file), "--to", first.url, "--token", token)
-    files = drop_alerts(alerts, first.watch, copies=6)
+    files = drop_alerts(alerts, first.watch, copies=10)
     wait_for(lambda: _rows(store_url, "SELECT COUNT(*) FROM serve_ingested")[0][0] >= 3, what="ingestion to start")
     code, output = first.stop()
     assert code == 0, output
     statuses = _ended(store_url)
     assert "running" not in statuses and "killed" not in statuses, statuses
     stopped_at = _rows(store_url, "SELECT COUNT(*) FROM serve_ingested")[0][0]
-    # nothing half-done: every alert of the files recorded as ingested is in the store
-    assert stopped_at >= 3
+    assert 3 <= stopped_at < files  # stopped after the pass in flight, with files left
 
     second = server("--pattern", "*.avro")
     wait_for(lambda: _idle(store_url, files), what="the restarted server to finish")
@@ -172,3 +173,66 @@ def test_t3_runs_on_its_schedule(server: Any, store_url: str, job_file: Path, al
     code, output = live.stop()
     assert code == 0
     assert "ZTF21abiuvdk" in output  # the T3TableReport of the job printed its table
+
+
+def test_startup_errors_are_one_line(tmp_path: Path) -> None:
+    import socket
+
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        done = ampel("serve", "--store", store, "--port", port, check=False)
+    assert done.returncode == 2 and done.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}")
+    done = ampel("serve", "--store", store, "--watch", str(tmp_path / "nowhere"), "--port", "0", check=False)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: --watch {tmp_path / 'nowhere'}: no such directory"
+    done = ampel("submit", str(tmp_path / "none.yml"), "--to", "http://127.0.0.1:1", "--token", "t", check=False)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: job file not found: {tmp_path / 'none.yml'}"
+    (tmp_path / "job.yml").write_text("name: x\n")
+    done = ampel("submit", str(tmp_path / "job.yml"), "--to", "http://127.0.0.1:1", "--token", "t", check=False)
+    assert done.returncode == 2 and done.stderr.startswith("error: cannot reach http://127.0.0.1:1/jobs")
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The processes whose parent is ``pid``: their command lines (Linux /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == pid:
+                found[int(entry.name)] = command
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_killed_child_is_started_again_and_an_orphan_stops(server: Any, store_url: str, job_file: Path,
+                                                             alerts: Path) -> None:
+    import os
+    import signal
+
+    token = _team(store_url)
+    live = server("--pattern", "*.avro")
+    ampel("submit", str(job_file), "--to", live.url, "--token", token)
+    children = _children(live.process.pid)
+    ingest = next(pid for pid, command in children.items() if "serve ingest" in command)
+    assert sum("serve t2" in command for command in children.values()) == 1
+    os.kill(ingest, signal.SIGKILL)
+    wait_for(lambda: any("serve ingest" in c and p != ingest for p, c in _children(live.process.pid).items()),
+             30, "the ingestion to be started again")
+    files = drop_alerts(alerts, live.watch)
+    wait_for(lambda: _idle(store_url, files), what="ingestion by the new process")
+    children = _children(live.process.pid)
+    live.process.kill()  # SIGKILL: no graceful stop; the ingest process notices it is orphaned
+    live.process.wait()
+    wait_for(lambda: not any(_alive(pid) for pid in children), 30, "the orphaned ingestion and T2 worker to stop")
+    assert "running" not in _ended(store_url)  # they recorded the end of their runs

@@ -29,6 +29,8 @@ _TOKEN = click.option("--token", required=True, envvar="AMPEL_TOKEN", help="Your
 @click.option("--source", default=None, help="Ingest from Kafka: kafka://host:port/topic[,topic][?group=ID].")
 @click.option("--format", "alert_format", default="ztf", show_default=True, help="Alert format of the stream.")
 @click.option("--pattern", default="*", show_default=True, help="File names to ingest from --watch (fnmatch).")
+@click.option("--batch-size", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Alerts per ingest transaction, and files per T0 pass from --watch.")
 @click.option("--settle", default=1.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds a dropped file must be unchanged before it is ingested.")
 @click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
@@ -37,7 +39,9 @@ _TOKEN = click.option("--token", required=True, envvar="AMPEL_TOKEN", help="Your
               show_default=True, help="The only directory paths in uploaded jobs may point into.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--t2-workers", default=1, show_default=True, type=click.IntRange(0, 64), help="T2 worker threads.")
+@click.option("--t2-workers", default=1, show_default=True, type=click.IntRange(0, 64), help="T2 worker processes.")
+@click.option("--threads", is_flag=True, help="Ingest and run T2 in threads of this process, not in processes of "
+                                              "their own (one core for everything).")
 @click.option("--t3-interval", default=300.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds between runs of the jobs' T3 tasks.")
 @click.option("--max-upload", "max_upload_bytes", default=256 * 1024, show_default=True, type=click.IntRange(min=1),
@@ -52,6 +56,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     from ampel_serve.app import ServeSettings, create_app
 
     settings = ServeSettings(**options)
+    _check_port(settings.host, settings.port)
     app = create_app(settings, service=True)
     click.echo(f"ampel serve: store {settings.store}, "
                f"{'watching ' + str(settings.watch) if settings.watch else settings.source or 'not ingesting'}, "
@@ -63,8 +68,74 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")).run()
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if app.state.service.errors:
-        raise AmpelError(f"ampel serve stopped; errors while it ran: {'; '.join(app.state.service.errors[-3:])}")
+
+
+def _check_port(host: str, port: int) -> None:
+    """AmpelError when ``host:port`` cannot be listened on (before anything starts)."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        raise AmpelError(f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --port or "
+                         "stop what uses it") from None
+
+
+@serve.command("ingest")
+@_STORE
+@click.option("--watch", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Ingest alert files and tar archives dropped into this directory.")
+@click.option("--source", default=None, help="Ingest from Kafka: kafka://host:port/topic[,topic][?group=ID].")
+@click.option("--format", "alert_format", default="ztf", show_default=True, help="Alert format of the stream.")
+@click.option("--pattern", default="*", show_default=True, help="File names to ingest from --watch (fnmatch).")
+@click.option("--batch-size", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(min=0.01))
+@click.option("--settle", default=1.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("ampel-data"),
+              show_default=True, help="The server's data directory (its lock file is there).")
+@click.option("--parent", type=int, default=None, hidden=True, help="Stop when this process (ampel serve) is gone.")
+def ingest(parent: int | None, **options: Any) -> None:
+    """Only the ingestion of `ampel serve`, until SIGTERM or Ctrl-C (`ampel serve` starts one of
+    these; run it alone on another host against PostgreSQL)."""
+    from ampel_serve.app import ServeSettings
+    from ampel_serve.jobs import JobBook
+    from ampel_serve.service import Service
+    from ampel_serve.teams import TeamBook
+
+    settings = ServeSettings(**options)
+    if settings.watch is None and settings.source is None:
+        raise AmpelError("ampel serve ingest needs --watch DIR or --source kafka://...")
+    teams = TeamBook(settings.store)
+    jobs = JobBook(settings.store, settings.data_dir, teams)
+    try:
+        Service(settings, jobs).run_ingest(parent)
+    finally:
+        jobs.close()
+        teams.close()
+
+
+@serve.command("t2")
+@_STORE
+@click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
+              help="Seconds between looks for new tickets.")
+@click.option("--parent", type=int, default=None, hidden=True, help="Stop when this process (ampel serve) is gone.")
+def t2(store: str, poll: float, parent: int | None) -> None:
+    """One T2 worker of `ampel serve`, until SIGTERM or Ctrl-C (like `ampel worker t2`; `ampel
+    serve` starts --t2-workers of these)."""
+    from ampel_serve.app import ServeSettings
+    from ampel_serve.jobs import JobBook
+    from ampel_serve.service import Service
+    from ampel_serve.teams import TeamBook
+
+    settings = ServeSettings(store=store, poll=poll)
+    teams = TeamBook(settings.store)
+    jobs = JobBook(settings.store, settings.data_dir, teams)
+    try:
+        Service(settings, jobs).run_t2_worker(parent)
+    finally:
+        jobs.close()
+        teams.close()
 
 
 @serve.group()
@@ -220,7 +291,8 @@ def _job_action(action: str, method: str = "POST") -> click.Command:
     @_TOKEN
     def command(name: str, url: str, token: str) -> None:
         path = f"{url.rstrip('/')}/jobs/{name}" + ("" if method == "DELETE" else f"/{action}")
-        click.echo(json.dumps(request_json(method, path, token), indent=1))
+        # a replay answers when it is done: over a large store that takes a while
+        click.echo(json.dumps(request_json(method, path, token, timeout=3600 if action == "replay" else 120), indent=1))
 
     command.help = f"{action.capitalize()} job NAME of your team."
     return command

@@ -31,7 +31,7 @@ from pydantic import BaseModel
 
 from ampel_core.compare import flatten
 from ampel_core.errors import AmpelError
-from ampel_core.models import DataPoint, Result, Stock
+from ampel_core.models import DataPoint, JournalEntry, Result, Stock
 from ampel_core.provenance_report import provenance_chain
 from ampel_core.sky import MAX_CONE_RADIUS
 from ampel_core.store import Store
@@ -59,7 +59,7 @@ class TeamView:
     datapoints: list[DataPoint]
     states: list[tuple[str, str, int | None, float]]  # channel, state, alert, time
     results: list[tuple[int, Result]] = field(default_factory=list)
-    journal: list[Any] = field(default_factory=list)
+    journal: list[JournalEntry] = field(default_factory=list)
 
     def visible_ids(self) -> set[int]:
         return {dp.id for dp in self.datapoints}
@@ -90,7 +90,9 @@ async def request_team(request: Request) -> Team:
 
 def team_traces(request: Request, team: Team) -> frozenset[str]:
     """The trace ids of every version of the team's jobs (cached for a moment)."""
-    cache: dict[str, tuple[float, frozenset[str]]] = request.app.state.__dict__.setdefault("team_traces", {})
+    cache: dict[str, tuple[float, frozenset[str]]] | None = getattr(request.app.state, "team_traces", None)
+    if cache is None:
+        cache = request.app.state.team_traces = {}
     now = time.monotonic()
     found = cache.get(team.name)
     if found is None or found[0] < now:
@@ -380,7 +382,7 @@ def latest(request: Request, team: TeamDep, format: FormatQuery = Format.json,
            channel: Annotated[str | None, Query(max_length=200, description="one of the team's channels (default: all)")] = None,
            unit: Annotated[str | None, Query(max_length=200, description="select by this T2 unit's latest result")] = None,
            path: Annotated[str | None, Query(alias="field", max_length=200,
-                                             description="a field of that result's body (dotted: fit.z, class)")] = None,
+                                             description="a field of that result's body (dotted: parameters.z, classification)")] = None,
            minimum: Annotated[float | None, Query(alias="min", description="the field's value is at least this")] = None,
            maximum: Annotated[float | None, Query(alias="max", description="the field's value is at most this")] = None,
            equals: Annotated[str | None, Query(max_length=200, description="the field's value (as text), e.g. a class")] = None,
@@ -388,7 +390,7 @@ def latest(request: Request, team: TeamDep, format: FormatQuery = Format.json,
     """The team's stocks, most recently updated first. With ``unit``, only stocks whose newest
     successful result of that unit (one the team may see) exists and, with ``field``, whose value
     there passes ``min``/``max``/``equals`` — e.g. the latest SN Ia candidates:
-    ``unit=T2Classifier&field=class&equals=SNIa``. Such a search reads at most `SCAN_LIMIT` of
+    ``unit=T2Classifier&field=classification&equals=SNIa``. Such a search reads at most `SCAN_LIMIT` of
     the newest stocks."""
     if channel is not None and channel not in team.channels:
         raise HTTPException(404, f"no channel {channel!r} among your channels")

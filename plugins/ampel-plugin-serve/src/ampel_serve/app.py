@@ -40,7 +40,9 @@ class ServeSettings(BaseModel):
     port: int = Field(8000, ge=0, le=65535)
     batch_size: int = Field(200, ge=1, description="Alerts per ingest transaction.")
     poll: float = Field(1.0, gt=0, description="Seconds between looks at the watched directory / job changes.")
-    t2_workers: int = Field(1, ge=0, description="T2 worker threads (0: none).")
+    t2_workers: int = Field(1, ge=0, description="T2 worker processes (threads with ``threads``; 0: none).")
+    threads: bool = Field(False, description="Ingest and run T2 in threads of the API's process instead of "
+                                             "processes of their own (one core for everything).")
     t3_interval: float = Field(300.0, gt=0, description="Seconds between runs of the jobs' T3 tasks.")
     max_upload_bytes: int = Field(256 * 1024, ge=1, description="Largest job upload accepted.")
     rate_window: float = Field(60.0, gt=0, description="Seconds of the window of every token's rate limit.")

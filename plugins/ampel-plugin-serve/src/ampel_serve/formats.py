@@ -7,7 +7,8 @@ missing) and hands it to `table_response` with the requested format:
   as objects, ``next_offset`` null on the last page;
 - ``csv``: a header line and one line per row (missing values empty), UTF-8;
 - ``parquet``: one Apache Parquet file (pyarrow), missing values null;
-- ``votable``: an IVOA VOTable (astropy), missing values masked.
+- ``votable``: an IVOA VOTable (astropy), missing values masked (text: VOTable has no null text,
+  so a missing text value is an empty string).
 
 Paged answers (every format) also carry the headers ``X-Limit``, ``X-Offset`` and, unless the
 page is the last, ``X-Next-Offset``. A value that is a list or a mapping is one JSON-text cell in csv,

@@ -139,7 +139,14 @@ def confine_paths(value: Any, data_dir: Path, where: str = "job", key: str = "")
     return str(resolved)
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+
+
 def _check_rights(job: Job, team: Team) -> None:
+    for kind, name in [("job", job.name)] + [("channel", c.name) for c in job.channels]:
+        if not _NAME.fullmatch(name):  # they appear in URLs and file names
+            raise JobRefused(f"{kind} name {name!r}: use letters, digits and _.:- (at most 128, starting with a "
+                             "letter or digit)")
     for channel in job.channels:
         if not channel.access:
             raise JobRefused(f"channel '{channel.name}': give its access (datapoint tags it may see), a subset of "
@@ -230,16 +237,10 @@ class JobBook:
             if latest is not None and latest[1] == job_digest:
                 return self._version(cursor, team.name, job.name, int(latest[0])), False
             for channel in names:
-                owner = cursor.execute("SELECT team, job FROM serve_channels WHERE channel = ?", (channel,))
-                if owner and (owner[0][0], owner[0][1]) != (team.name, job.name):
-                    raise JobRefused(f"channel name '{channel}' is taken (by another job or team); choose another name")
+                self._claim(cursor, channel, team.name, job.name)
             version = (int(rows[0][0]) if rows else 0) + 1
             cursor.execute("UPDATE serve_jobs SET status = 'superseded', changed = ? WHERE team = ? AND name = ? "
                            "AND status IN ('active', 'paused')", (now, team.name, job.name))
-            cursor.execute("DELETE FROM serve_channels WHERE team = ? AND job = ?", (team.name, job.name))
-            for channel in names:
-                cursor.execute("INSERT INTO serve_channels (channel, team, job) VALUES (?, ?, ?)",
-                               (channel, team.name, job.name))
             cursor.execute("INSERT INTO serve_jobs (team, name, version, digest, document, channels, traces, status, "
                            "created, changed) VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
                            (team.name, job.name, version, job_digest, orjson.dumps(document).decode(),
@@ -249,6 +250,26 @@ class JobBook:
         self._record_traces(traces)
         self.teams.forget_cached()
         return found, True
+
+    @staticmethod
+    def _claim(cursor: Any, channel: str, team: str, job: str) -> None:
+        """Make ``channel`` one of ``job``'s. A channel name, once used, stays its team's (its
+        stocks and results in the store carry the name): another team can never take it; another
+        job of the same team can, once the job that has it is removed."""
+        owner = cursor.execute("SELECT team, job FROM serve_channels WHERE channel = ?", (channel,))
+        if not owner:
+            cursor.execute("INSERT INTO serve_channels (channel, team, job) VALUES (?, ?, ?)", (channel, team, job))
+            return
+        owner_team, owner_job = owner[0]
+        if owner_team != team:
+            raise JobRefused(f"channel name '{channel}' is another team's; choose another name")
+        if owner_job != job:
+            running = cursor.execute("SELECT 1 FROM serve_jobs WHERE team = ? AND name = ? AND status IN "
+                                     "('active', 'paused')", (team, owner_job))
+            if running:
+                raise JobRefused(f"channel '{channel}' belongs to your job '{owner_job}'; remove that job first or "
+                                 "choose another name")
+            cursor.execute("UPDATE serve_channels SET job = ? WHERE channel = ?", (job, channel))
 
     def _record_traces(self, traces: list[Trace]) -> None:
         """Put the units' traces into the store now, so provenance resolves them before the first run."""
@@ -306,8 +327,6 @@ class JobBook:
         with self.db.transaction() as cursor:
             cursor.execute("UPDATE serve_jobs SET status = ?, changed = ? WHERE team = ? AND name = ? AND version = ?",
                            (status, time.time(), team, name, current.version))
-            if status == "removed":
-                cursor.execute("DELETE FROM serve_channels WHERE team = ? AND job = ?", (team, name))
             self._changed(cursor)
             found = self._version(cursor, team, name, current.version)
         self.teams.forget_cached()

@@ -24,9 +24,13 @@ back), the T3 task running completes; then the runs are recorded as ended.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import fnmatch
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -59,6 +63,31 @@ def kafka_source(url: str, poll: float, batch_size: int) -> ComponentSpec:
                                                "max_idle": max(5.0, poll), "max_messages": batch_size * 10})
 
 
+def _spawn(arguments: list[str]) -> subprocess.Popen[bytes]:
+    """``ampel ARGUMENTS`` in a process of its own (its output goes where this process's goes)."""
+    return subprocess.Popen([sys.executable, "-m", "ampel_core.cli", *arguments])
+
+
+class _FileLock:
+    """A lock shared by the processes of this host: ``flock`` on ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._thread_lock = threading.Lock()  # flock is per open file: threads take turns here first
+        self._handle: Any = None
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path, "a")  # closed in __exit__
+        fcntl.flock(self._handle, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
+        self._thread_lock.release()
+
+
 def _waiting(name: str) -> bool:
     """A file still being written by the dropper's convention."""
     return name.startswith(".") or name.endswith((".part", ".tmp"))
@@ -70,38 +99,110 @@ class Service:
     def __init__(self, settings: ServeSettings, jobs: JobBook, registry: Registry | None = None) -> None:
         if settings.watch is not None and settings.source is not None:
             raise AmpelError("give either --watch DIR or --source kafka://..., not both")
+        if settings.watch is not None and not settings.watch.is_dir():
+            raise AmpelError(f"--watch {settings.watch}: no such directory")
         self.settings, self.jobs = settings, jobs
         self.registry = registry or get_registry()
         self.format = ComponentSpec(name=settings.alert_format)
         self.source = kafka_source(settings.source, settings.poll, settings.batch_size) if settings.source else None
         self._stop = threading.Event()
-        self._ingest_lock = threading.Lock()  # live ingestion and replays take turns
+        self._ingest_lock = _FileLock(settings.data_dir / ".ingest.lock")  # live ingestion and replays take turns
         self._threads: list[threading.Thread] = []
+        self._commands: list[list[str]] = []  # of the child processes
+        self._children: list[subprocess.Popen[bytes]] = []
         self._t3_due = threading.Event()
-        self.errors: list[str] = []  # what made a thread give up (also logged)
-        self._activity = 0  # grows with every ingested or T2 batch: T3 runs only when it changed
+        self.errors: list[str] = []  # what made a thread pause and try again (also logged)
         self._t3_seen: dict[tuple[str, str, int], int] = {}  # job version -> activity at its last T3
 
     # lifecycle ------------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the ingestion and T2 workers (processes, or threads of this process with
+        ``settings.threads``) and the T3 schedule (a thread)."""
         self._stop.clear()
         targets: list[tuple[str, Any]] = []
-        if self.settings.watch is not None or self.source is not None:
-            targets.append(("ingest", self._ingest_loop))
-        targets += [(f"t2-{n}", self._t2_loop) for n in range(self.settings.t2_workers)]
+        ingests = self.settings.watch is not None or self.source is not None
+        if self.settings.threads:
+            targets += [("ingest", self._ingest_loop)] if ingests else []
+            targets += [(f"t2-{n}", self._t2_loop) for n in range(self.settings.t2_workers)]
+        else:
+            if ingests:
+                self._commands.append(self._ingest_command())
+            self._commands += [["serve", "t2", "--store", self.settings.store, "--poll", str(self.settings.poll),
+                                "--parent", str(os.getpid())]] * self.settings.t2_workers
+            self._children = [_spawn(command) for command in self._commands]
+            targets.append(("supervisor", self._supervise))
         targets.append(("t3", self._t3_loop))
         for name, target in targets:
             thread = threading.Thread(target=self._guarded, args=(name, target), name=f"ampel-serve-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
+    def _ingest_command(self) -> list[str]:
+        settings = self.settings
+        command = ["serve", "ingest", "--store", settings.store, "--format", settings.alert_format, "--pattern",
+                   settings.pattern, "--batch-size", str(settings.batch_size), "--poll", str(settings.poll),
+                   "--settle", str(settings.settle), "--data-dir", str(settings.data_dir), "--parent", str(os.getpid())]
+        if settings.watch is not None:
+            command += ["--watch", str(settings.watch)]
+        if settings.source is not None:
+            command += ["--source", settings.source]
+        return command
+
+    def _supervise(self) -> None:
+        """Start again a child process that ended while the server runs (it crashed or was killed)."""
+        while not self._stop.wait(self.settings.poll):
+            for index, child in enumerate(self._children):
+                if child.poll() is not None and not self._stop.is_set():
+                    message = f"`ampel {' '.join(self._commands[index][:2])}` ended with status {child.returncode}"
+                    self.errors.append(message)
+                    _log.error("ampel serve: %s; starting it again", message)
+                    self._children[index] = _spawn(self._commands[index])
+
     def stop(self, timeout: float | None = None) -> None:
-        """Finish in-flight work and stop every thread."""
+        """Finish in-flight work and stop every thread and process."""
         self._stop.set()
         self._t3_due.set()
+        for thread in self._threads:  # the supervisor first: it must not start a stopping child again
+            if thread.name == "ampel-serve-supervisor":
+                thread.join(timeout)
+        for child in self._children:  # each finishes its work in flight, records its run and exits
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in self._children:
+            child.wait(timeout)
+        self._children.clear()
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
+
+    def run_ingest(self, parent: int | None = None) -> None:
+        """Ingest in this thread until SIGTERM or SIGINT (``ampel serve ingest``), or, given the
+        ``parent`` process that started this one (``ampel serve``), until that one is gone."""
+        self._run_here("ingest", self._ingest_loop, parent)
+
+    def run_t2_worker(self, parent: int | None = None) -> None:
+        """Run T2 tickets in this thread until SIGTERM or SIGINT (``ampel serve t2``), or until
+        the ``parent`` process is gone."""
+        self._run_here("t2", self._t2_loop, parent)
+
+    def _run_here(self, name: str, target: Any, parent: int | None) -> None:
+
+        def handle(signum: int, frame: Any) -> None:
+            self._stop.set()
+
+        previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+        if parent is not None:
+            threading.Thread(target=self._watch_parent, args=(parent,), daemon=True).start()
+        try:
+            self._guarded(name, target)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _watch_parent(self, parent: int) -> None:
+        while not self._stop.wait(1.0):
+            if os.getppid() != parent:  # orphaned: the server was killed
+                self._stop.set()
 
     def _guarded(self, name: str, target: Any) -> None:
         while not self._stop.is_set():
@@ -164,8 +265,6 @@ class Service:
         part = RunSummary(run=summary.run)
         run_t0(store, self.registry, task, channels, summary.run, part, observer)
         summary.t0_seconds += part.t0_seconds
-        if part.records:
-            self._activity += 1
         return part.records
 
     def _new_files(self) -> list[Path]:
@@ -235,12 +334,8 @@ class Service:
             try:
                 observer = Observer(self.registry, summary)
 
-                def report(tier: int, counts: dict[str, int]) -> None:
-                    self._activity += 1
-                    observer(tier, counts)
-
                 # the runtime counts into its own summary; the run's is the sum of what it reports
-                run_t2(store, self.registry, task, summary.run, RunSummary(run=summary.run), report,
+                run_t2(store, self.registry, task, summary.run, RunSummary(run=summary.run), observer,
                        self._stop.is_set, self.settings.poll)
             finally:
                 store.close()
@@ -261,10 +356,15 @@ class Service:
             for version in self.jobs.active():
                 if self._stop.is_set():
                     return
-                key, activity = (version.team, version.name, version.version), self._activity
+                key, activity = (version.team, version.name, version.version), self._activity()
                 if self._t3_seen.get(key) != activity:  # nothing new since its last T3: nothing to report
                     self.run_t3(version)
                     self._t3_seen[key] = activity
+
+    def _activity(self) -> int:
+        """The newest journal entry of T0-T2: T3 runs only when something was ingested or computed."""
+        rows = self.jobs.db.execute("SELECT MAX(id) FROM journal WHERE tier < 3")
+        return int(rows[0][0] or 0)
 
     def run_t3(self, version: JobVersion) -> dict[str, int]:
         """Run the T3 tasks of job ``version`` as one recorded run; their counts added up."""

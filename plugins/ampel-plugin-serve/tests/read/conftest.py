@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -50,17 +51,14 @@ class ReadStore:
     tokens: dict[str, str]  # team -> token
 
 
-@pytest.fixture(scope="session")
-def read_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReadStore]:
+def build_read_store(url: str, data_dir: Path) -> ReadStore:
+    """The teams, their uploaded jobs and the alerts run through them, in the store at ``url``."""
     from ampel_serve.jobs import JobBook
     from ampel_serve.teams import TeamBook
 
     if not ALERTS.is_dir():
         pytest.skip(f"{ALERTS} is missing (it ships with the repository)")
-    folder = tmp_path_factory.mktemp("read")
-    url = f"sqlite:///{folder}/store.db"
-    data_dir = folder / "data"
-    data_dir.mkdir()
+    data_dir.mkdir(exist_ok=True)
     teams = TeamBook(url)
     tokens = {"alpha": teams.add_team("alpha", ["ZTF_PUB"]), "beta": teams.add_team("beta", ["ZTF_PUB", "ZTF_PRIV"]),
               "gamma": teams.add_team("gamma", ["ZTF_PUB"])}
@@ -73,7 +71,19 @@ def read_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReadStore]:
              "tasks": [{"tier": 0, "source": {"name": "files", "config": {"paths": [str(ALERTS)], "pattern": "*.avro"}},
                         "format": {"name": "ztf"}}, {"tier": 2}]}
     run_job(load_job(local))
-    yield ReadStore(url, data_dir, tokens)
+    return ReadStore(url, data_dir, tokens)
+
+
+@pytest.fixture(scope="session")
+def read_store_builder() -> Any:
+    """`build_read_store`, for tests that need the same store on another backend."""
+    return build_read_store
+
+
+@pytest.fixture(scope="session")
+def read_store(tmp_path_factory: pytest.TempPathFactory) -> ReadStore:
+    folder = tmp_path_factory.mktemp("read")
+    return build_read_store(f"sqlite:///{folder}/store.db", folder / "data")
 
 
 @pytest.fixture(scope="session")

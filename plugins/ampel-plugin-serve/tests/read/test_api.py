@@ -83,11 +83,35 @@ def test_other_teams_stocks_results_and_channels_are_invisible(client: TestClien
 @pytest.mark.parametrize("path", ["/api/channels", f"/api/stocks/{RHU}", f"/api/stocks/{RHU}/lightcurve",
                                   f"/api/stocks/{RHU}/results", "/api/stocks", "/api/cone?ra=1&dec=16&radius=1",
                                   "/api/results/1", "/api/results/1/provenance"])
-def test_every_endpoint_refuses_missing_and_invalid_tokens(client: TestClient, path: str) -> None:
+def test_every_endpoint_refuses_missing_invalid_expired_and_revoked_tokens(client: TestClient, read_store: Any,
+                                                                          refused_tokens: dict[str, str], path: str) -> None:
     assert client.get(path).status_code == 401
     assert client.get(path, headers={"Authorization": "Bearer abc.def"}).status_code == 401
     assert client.get(path, headers={"Authorization": "Basic abc"}).status_code == 401
-    assert client.get(path, cookies={"ampel_token": "nope"}).status_code == 401
+    client.cookies.set("ampel_token", "nope")
+    try:
+        assert client.get(path).status_code == 401
+    finally:
+        client.cookies.clear()
+    for why, token in refused_tokens.items():
+        answer = client.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 401 and why in answer.json()["detail"], (why, answer.text)
+
+
+@pytest.fixture(scope="module")
+def refused_tokens(read_store: Any) -> dict[str, str]:
+    """Tokens of team beta that have expired or were revoked."""
+    import time
+
+    from ampel_serve.teams import TeamBook
+
+    teams = TeamBook(read_store.url)
+    expired = teams.new_token("beta", expires_days=0.5 / 86400)  # half a second
+    revoked = teams.new_token("beta")
+    teams.revoke(revoked.partition(".")[0])
+    teams.close()
+    time.sleep(0.6)
+    return {"expired": expired, "revoked": revoked}
 
 
 def test_light_curve_in_every_format(client: TestClient, read_store: Any) -> None:

@@ -119,3 +119,10 @@ def test_a_team_cannot_open_another_teams_pages(browser: Any, server: str, read_
     gamma = logged_in(browser, server, read_store.tokens["gamma"])
     assert gamma.locator("section.channel").count() == 0
     assert gamma.goto(f"{server}/stocks/{RHU}").status == 404
+
+
+def test_static_files_only_by_their_names(server: str, browser: Any) -> None:
+    page = browser.new_context().new_page()
+    assert page.request.get(f"{server}/static/lightcurve.js").status == 200
+    for name in ("..%2Fweb.py", "..%2F..%2Fampel_serve%2Fapi.py", "%2Fetc%2Fpasswd", "nothere.js"):
+        assert page.request.get(f"{server}/static/{name}").status == 404, name

@@ -1,0 +1,334 @@
+"""Light-curve features in flux space for ZTF (g, r, i) and LSST (ugrizy) light curves.
+
+A `LightCurve` is one object's photometry: time (MJD), flux and its error at AB zero point 25
+(``mag = 25 - 2.5 log10(flux)``; negative fluxes, as in difference imaging and forced photometry,
+are allowed), the sncosmo band name of each point, and whether the point is a detection.
+
+A `FeatureSet` (``feature_set("cheap" | "full", "ztf" | "lsst")``) turns a light curve into a
+fixed-length float64 vector, NaN where a feature is undefined (too few points, no detection, a
+colour of a non-positive flux). Its ``names``, ``version`` and ``digest`` identify it; a model
+trained on one feature set is checked against it by name (`ampel_classifiers.model`).
+
+The features, in this order:
+
+1. **Per band**, from the ``light-curve`` package (Rust) in its multiband mode, one call per light
+   curve on all points (detections, forced photometry), the flux as the "magnitude" argument and
+   the time relative to the first detection (the first point when there is none), so that fitted
+   times are relative: for each extractor, its value in each of the set's bands (light-curve's own
+   names, ``amplitude_ztfg`` …). "cheap": amplitude, standard deviation, weighted mean, skew,
+   kurtosis, reduced chi2, linear fit (slope, its sigma, reduced chi2), fraction beyond 1 std,
+   maximum slope, cusum, eta_e, 10 % inter-percentile range, observation count. "full" adds the
+   Bazin fit (amplitude, baseline, reference time, rise time, fall time, reduced chi2; ``lmsder``),
+   Stetson K, Otsu split (4), median, percent amplitude; and the best period of the periodogram of
+   the band with the most points (the first of equals) and its S/N (``periodogram_period_0``,
+   ``periodogram_period_s_to_n_0``).
+2. **Per band**, from numpy: ``peak_mag_<band>`` (``25 - 2.5 log10`` of the band's largest flux)
+   and ``peak_dt_<band>`` (time of the band's largest flux minus the time of the peak detection).
+3. **Colours** of each pair of neighbouring bands (a bluer, b redder), in magnitudes:
+   ``color_peak_<a>_<b>`` (of the bands' largest fluxes), ``color_mean_<a>_<b>`` (of their weighted
+   mean fluxes), ``color_latest_<a>_<b>`` (of a's latest detection and b's detection nearest to it
+   in time, within `LATEST_COLOR_WINDOW` days). NaN where a flux is not positive.
+4. **Whole light curve**: ``n_detections``, ``n_points``, ``detection_duration`` (last minus first
+   detection), ``rise_time`` (peak detection minus first detection), ``fall_time`` (last detection
+   minus peak detection), ``max_snr``; the peak detection is the (earliest) detection with the largest flux.
+
+Points at one time in one band are first combined into their inverse-variance weighted mean
+(light-curve needs distinct times). Every non-finite value (a fit that diverged) is NaN, and so is
+every value of a light-curve feature whose Rust code panics on a degenerate light curve.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ampel_core.errors import AmpelError
+from ampel_core.provenance import digest as _digest
+
+if TYPE_CHECKING:
+    from ampel_core.models import DataPoint
+
+__all__ = ["FEATURE_SETS", "FEATURE_VERSIONS", "LATEST_COLOR_WINDOW", "LSST_BANDS", "SURVEYS", "ZTF_BANDS",
+           "FeatureError", "FeatureSet", "LightCurve", "feature_set", "light_curve_extractor"]
+
+ZTF_BANDS = ("ztfg", "ztfr", "ztfi")
+LSST_BANDS = ("lsstu", "lsstg", "lsstr", "lssti", "lsstz", "lssty")
+SURVEYS: dict[str, tuple[str, ...]] = {"ztf": ZTF_BANDS, "lsst": LSST_BANDS}
+FEATURE_SETS = ("cheap", "full")
+# raise a set's version whenever one of its features changes: models check it
+FEATURE_VERSIONS = {"cheap": "1", "full": "2"}  # full 2: the periodogram of the best-sampled band
+LATEST_COLOR_WINDOW = 2.0  # days between the two detections of a "latest" colour
+DETECTION_SNR = 5.0  # a forced-photometry point with flux / flux_err >= this counts as a detection
+ZERO_POINT = 25.0
+
+
+class FeatureError(AmpelError, ValueError):
+    """A light curve or a feature set request that features cannot be computed from."""
+
+
+@dataclass(frozen=True)
+class LightCurve:
+    """One object's photometry in flux space (AB, zero point 25), sorted by time or not."""
+
+    time: np.ndarray  # MJD, float64
+    flux: np.ndarray  # float64, zero point 25; negative allowed
+    flux_err: np.ndarray  # float64, > 0
+    band: np.ndarray  # str, sncosmo band names
+    detected: np.ndarray  # bool
+
+    def __post_init__(self) -> None:
+        n = len(self.time)
+        lengths = {len(a) for a in (self.flux, self.flux_err, self.band, self.detected)}
+        if lengths != {n}:
+            raise FeatureError(f"light curve: arrays of different lengths ({n} times, {sorted(lengths)} others)")
+
+    @classmethod
+    def from_datapoints(cls, datapoints: Iterable[DataPoint]) -> LightCurve:
+        """The light curve of core datapoints, sorted by time.
+
+        Each flux is rescaled from its ``zp`` to 25. Upper limits and points without a band, a
+        finite flux or a positive finite flux error are left out (they hold no flux measurement).
+        A point tagged ``forced`` is a detection when its SNR is at least 5; any other point is an
+        alert detection. A forced point at the time and in the band of an alert detection is the
+        same exposure measured twice: the detection is kept. A zero-point system other than AB is an
+        error.
+        """
+        rows = []
+        for dp in datapoints:
+            if dp.upper_limit or not dp.band or dp.flux is None or dp.flux_err is None:
+                continue
+            if dp.zpsys.lower() != "ab":
+                raise FeatureError(f"datapoint {dp.id}: zero-point system {dp.zpsys!r}, features need AB")
+            scale = 10 ** (-0.4 * (dp.zp - ZERO_POINT))
+            flux, flux_err = dp.flux * scale, dp.flux_err * scale
+            if not (math.isfinite(flux) and math.isfinite(flux_err) and flux_err > 0):
+                continue
+            detected = flux / flux_err >= DETECTION_SNR if "forced" in dp.tags else True
+            rows.append((dp.time, flux, flux_err, dp.band, detected, dp.id, "forced" in dp.tags))
+        if any(row[6] for row in rows):
+            alert_detections = {(row[0], row[3]) for row in rows if not row[6]}
+            rows = [row for row in rows if not (row[6] and (row[0], row[3]) in alert_detections)]
+        rows.sort(key=lambda row: (row[0], row[5]))
+        return cls(time=np.array([r[0] for r in rows], dtype=np.float64),
+                   flux=np.array([r[1] for r in rows], dtype=np.float64),
+                   flux_err=np.array([r[2] for r in rows], dtype=np.float64),
+                   band=np.array([r[3] for r in rows], dtype=np.str_),
+                   detected=np.array([r[4] for r in rows], dtype=np.bool_))
+
+    @property
+    def n_detections(self) -> int:
+        return int(np.count_nonzero(self.detected))
+
+
+def _extractors(name: str, bands: Sequence[str]) -> list[Any]:
+    import light_curve as lc
+
+    b = list(bands)
+    cheap = [lc.Amplitude(bands=b), lc.StandardDeviation(bands=b), lc.WeightedMean(bands=b), lc.Skew(bands=b),
+             lc.Kurtosis(bands=b), lc.ReducedChi2(bands=b), lc.LinearFit(bands=b), lc.BeyondNStd(1.0, bands=b),
+             lc.MaximumSlope(bands=b), lc.Cusum(bands=b), lc.EtaE(bands=b), lc.InterPercentileRange(0.1, bands=b),
+             lc.ObservationCount(bands=b)]
+    if name == "cheap":
+        return cheap
+    return [*cheap, lc.BazinFit("lmsder", bands=b), lc.StetsonK(bands=b), lc.OtsuSplit(bands=b), lc.Median(bands=b),
+            lc.PercentAmplitude(bands=b)]
+
+
+PERIODOGRAM_NAMES = ("periodogram_period_0", "periodogram_period_s_to_n_0")
+
+
+@cache
+def _periodogram() -> Any:
+    """light-curve's single-band periodogram (its multi-colour one panics on many real light curves
+    with few points in a band, light-curve 0.13)."""
+    import light_curve as lc
+
+    return lc.Periodogram(peaks=1)
+
+
+def light_curve_extractor(name: str, survey: str) -> Any:
+    """The ``light_curve.Extractor`` (multiband) behind part 1 of a feature set, but for the
+    periodogram of the "full" set."""
+    import light_curve as lc
+
+    return lc.Extractor(*_extractors(name, SURVEYS[survey]))
+
+
+def _call(evaluator: Any, args: tuple[np.ndarray, ...]) -> np.ndarray | None:
+    """``evaluator(*args)`` with NaN for what is undefined; None where light-curve's Rust code panics
+    (it does on some degenerate light curves, e.g. fluxes near the float limits)."""
+    try:
+        return np.asarray(evaluator(*args, fill_value=math.nan, sorted=True, check=False), dtype=np.float64)
+    except Exception:
+        raise
+    except BaseException as error:  # pyo3's PanicException derives from BaseException
+        if type(error).__name__ != "PanicException":
+            raise
+        return None
+
+
+def _evaluate(fs: FeatureSet, args: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Part 1 of the features: one call of the extractor or, where it panics, one per feature."""
+    values = _call(fs._extractor, args)
+    if values is None:
+        parts = [_call(feature, args) for feature in fs._features]
+        values = np.concatenate([np.full(len(f.names), math.nan) if part is None else part
+                                 for f, part in zip(fs._features, parts, strict=True)])
+    return values
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """A named, versioned list of features of one survey's bands; see the module doc."""
+
+    name: str
+    version: str
+    survey: str
+    bands: tuple[str, ...]
+    names: tuple[str, ...]
+    digest: str
+    _extractor: Any = field(repr=False, compare=False)
+    _features: tuple[Any, ...] = field(repr=False, compare=False)
+    _weighted_mean: slice = field(repr=False, compare=False)
+    _counts: slice = field(repr=False, compare=False)
+
+    def extract(self, lc: LightCurve) -> np.ndarray:
+        """The feature vector of ``lc`` (float64, ``len(names)``); FeatureError for a band not in
+        the set's survey."""
+        return _extract(self, lc)
+
+    def extract_many(self, lcs: Sequence[LightCurve]) -> np.ndarray:
+        """The feature vectors of many light curves, shape ``(len(lcs), len(names))``."""
+        out = np.empty((len(lcs), len(self.names)), dtype=np.float64)
+        for i, lc in enumerate(lcs):
+            out[i] = _extract(self, lc)
+        return out
+
+
+def _pairs(bands: tuple[str, ...]) -> list[tuple[str, str]]:
+    return list(pairwise(bands))
+
+
+GLOBAL_NAMES = ("n_detections", "n_points", "detection_duration", "rise_time", "fall_time", "max_snr")
+
+
+@cache
+def feature_set(name: str, survey: str) -> FeatureSet:
+    """The feature set ``name`` ("cheap" or "full") for ``survey`` ("ztf" or "lsst")."""
+    if name not in FEATURE_SETS:
+        raise FeatureError(f"feature set {name!r}: unknown; choose one of {', '.join(FEATURE_SETS)}")
+    if survey not in SURVEYS:
+        raise FeatureError(f"survey {survey!r}: unknown; choose one of {', '.join(SURVEYS)}")
+    bands = SURVEYS[survey]
+    import light_curve as lc
+
+    features = tuple(_extractors(name, bands))
+    extractor = lc.Extractor(*features)
+    lc_names = tuple(extractor.names)
+    first = lc_names.index(f"weighted_mean_{bands[0]}")
+    counts = lc_names.index(f"observation_count_{bands[0]}")
+    if name == "full":
+        lc_names = (*lc_names, *PERIODOGRAM_NAMES)
+    names = (*lc_names, *(f"peak_mag_{b}" for b in bands), *(f"peak_dt_{b}" for b in bands),
+             *(f"color_{kind}_{a}_{b}" for a, b in _pairs(bands) for kind in ("peak", "mean", "latest")),
+             *GLOBAL_NAMES)
+    if len(set(names)) != len(names):
+        raise AssertionError(f"feature set {name}/{survey}: duplicate feature names")
+    version = FEATURE_VERSIONS[name]
+    identity = {"name": name, "version": version, "survey": survey, "bands": bands, "names": names}
+    return FeatureSet(name, version, survey, bands, names, _digest(identity), extractor, features,
+                      slice(first, first + len(bands)), slice(counts, counts + len(bands)))
+
+
+def _mag(flux: float) -> float:
+    return ZERO_POINT - 2.5 * math.log10(flux) if flux > 0 else math.nan
+
+
+def _extract(fs: FeatureSet, lc: LightCurve) -> np.ndarray:
+    time, flux, flux_err, band, detected = lc.time, lc.flux, lc.flux_err, lc.band, lc.detected
+    if len(time) > 1 and np.any(time[1:] < time[:-1]):
+        order = np.argsort(time, kind="stable")
+        time, flux, flux_err, band, detected = time[order], flux[order], flux_err[order], band[order], detected[order]
+    if len(time) > 1 and np.any(time[1:] == time[:-1]):
+        time, flux, flux_err, band, detected = _merge_repeated(time, flux, flux_err, band, detected)
+    nan = math.nan
+    n = len(time)
+    per_band = {b: np.flatnonzero(band == b) for b in fs.bands}
+    if sum(len(i) for i in per_band.values()) != n:
+        unknown = sorted(set(band.tolist()) - set(fs.bands))
+        raise FeatureError(f"feature set {fs.name}/{fs.survey}: band(s) {', '.join(unknown)} not in "
+                           f"{', '.join(fs.bands)}")
+    det = np.flatnonzero(detected)
+    t0 = time[det[0]] if len(det) else (time[0] if n else 0.0)
+    args = (time - t0, flux, flux_err, band)
+    lc_values = _evaluate(fs, args)
+    lc_values[fs._counts] = [len(per_band[b]) for b in fs.bands]  # 0, not undefined, for a band without points
+    if fs.name == "full":
+        best = per_band[max(fs.bands, key=lambda b: len(per_band[b]))]  # the first of equals
+        periodogram = _call(_periodogram(), (args[0][best], flux[best], flux_err[best])) if len(best) > 1 else None
+        if periodogram is None:
+            periodogram = np.array([nan, nan])
+        lc_values = np.concatenate([lc_values, periodogram])
+
+    t_peak = time[det[np.argmax(flux[det])]] if len(det) else nan
+    peak_mag, peak_dt, peak_flux = [], [], {}
+    for b in fs.bands:
+        idx = per_band[b]
+        if len(idx):
+            top = idx[np.argmax(flux[idx])]
+            peak_flux[b] = flux[top]
+            peak_mag.append(_mag(flux[top]))
+            peak_dt.append(time[top] - t_peak)
+        else:
+            peak_flux[b] = nan
+            peak_mag.append(nan)
+            peak_dt.append(nan)
+    weighted_mean = dict(zip(fs.bands, lc_values[fs._weighted_mean], strict=True))
+    colors = []
+    for a, b in _pairs(fs.bands):
+        colors.append(_mag(peak_flux[a]) - _mag(peak_flux[b]))
+        colors.append(_mag(weighted_mean[a]) - _mag(weighted_mean[b]))
+        colors.append(_latest_color(time, flux, per_band[a][detected[per_band[a]]],
+                                    per_band[b][detected[per_band[b]]]))
+    if len(det):
+        first, last = time[det[0]], time[det[-1]]
+        whole = [len(det), n, last - first, t_peak - first, last - t_peak, float(np.max(flux / flux_err))]
+    else:
+        whole = [0, n, nan, nan, nan, float(np.max(flux / flux_err)) if n else nan]
+    out = np.concatenate([lc_values, peak_mag, peak_dt, colors, whole]).astype(np.float64, copy=False)
+    out[~np.isfinite(out)] = nan
+    return out
+
+
+def _merge_repeated(time: np.ndarray, flux: np.ndarray, flux_err: np.ndarray, band: np.ndarray,
+                    detected: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Points at one time in one band (sorted by time) as one: their inverse-variance weighted mean,
+    detected if any of them is."""
+    keys: dict[tuple[float, str], list[int]] = {}
+    for i, key in enumerate(zip(time.tolist(), band.tolist(), strict=True)):
+        keys.setdefault(key, []).append(i)
+    groups = list(keys.values())
+    weights = [1 / flux_err[g] ** 2 for g in groups]
+    return (np.array([time[g[0]] for g in groups]),
+            np.array([np.sum(w * flux[g]) / np.sum(w) for g, w in zip(groups, weights, strict=True)]),
+            np.array([1 / math.sqrt(np.sum(w)) for w in weights]),
+            np.array([band[g[0]] for g in groups], dtype=band.dtype),
+            np.array([bool(detected[g].any()) for g in groups]))
+
+
+def _latest_color(time: np.ndarray, flux: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Colour of band a's latest detection and band b's detection nearest to it in time (indices)."""
+    if not len(a) or not len(b):
+        return math.nan
+    latest = a[-1]
+    nearest = b[np.argmin(np.abs(time[b] - time[latest]))]
+    if abs(time[nearest] - time[latest]) > LATEST_COLOR_WINDOW:
+        return math.nan
+    return _mag(flux[latest]) - _mag(flux[nearest])
+
