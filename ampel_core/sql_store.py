@@ -40,6 +40,7 @@ class SqlStore:
 
     placeholder = "?"
     claim_lock = ""  # appended to the ticket-claiming SELECT (PostgreSQL: skip rows others are claiming)
+    write_behind = False  # T0 writes a batch in a writer thread while it decodes the next (`run_t0`)
 
     def __init__(self, url: str, read_only: bool = False) -> None:
         self.url, self.read_only = url, read_only
@@ -237,65 +238,68 @@ class SqlStore:
                                  for key, trace, detail in cursor.fetchall())
         return found
 
+    def insert_rows(self, cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                    conflict: str = "ON CONFLICT DO NOTHING") -> None:
+        """Insert ``rows`` (values of ``columns``, in order) into ``table`` on ``cursor``'s
+        transaction, with the ``conflict`` clause. Here: one prepared statement executed per row
+        (``executemany``: SQLite runs it in-process, with no round trips). A backend may send the
+        rows in fewer statements (PostgreSQL: one per table, the columns as arrays), with the same
+        result: rows inserted in their order, conflicts resolved as the clause says."""
+        if rows:
+            marks = ", ".join("?" * len(columns))
+            cursor.executemany(self.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {conflict}"), rows)
+
     def ingest(self, batch: IngestBatch) -> None:
         """Write one T0 batch in one transaction (idempotent)."""
-        ignore = " ON CONFLICT DO NOTHING"
         with self.transaction() as cursor:
-            def many(query: str, rows: Sequence[Sequence[Any]]) -> None:
+            def many(table: str, columns: str, rows: Sequence[Sequence[Any]], conflict: str = "ON CONFLICT DO NOTHING") -> None:
                 if rows:
-                    cursor.executemany(self.sql(query), rows)
+                    self.insert_rows(cursor, table, columns.split(), rows, conflict)
 
-            many("INSERT INTO quarantine (id, origin, reason, payload, run) VALUES (?, ?, ?, ?, ?)" + ignore,
+            many("quarantine", "id origin reason payload run",
                  [(canonical_sha(origin, payload), origin, reason, payload, batch.run)
                   for origin, reason, payload in batch.quarantined])
-            many("INSERT INTO rejected (alert, channel, stock, trace, code, reason, run) VALUES (?, ?, ?, ?, ?, ?, ?)" + ignore,
-                 [(*row, batch.run) for row in batch.rejected])
-            many("INSERT INTO failed_alerts (alert, channel, stock, trace, error, run) VALUES (?, ?, ?, ?, ?, ?)" + ignore,
-                 [(*row, batch.run) for row in batch.failed])
-            many("INSERT INTO stocks (id, created, updated) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET updated = excluded.updated",
-                 [(stock, now, now) for stock, now in batch.stocks.items()])
+            many("rejected", "alert channel stock trace code reason run", [(*row, batch.run) for row in batch.rejected])
+            many("failed_alerts", "alert channel stock trace error run", [(*row, batch.run) for row in batch.failed])
+            many("stocks", "id created updated", [(stock, now, now) for stock, now in batch.stocks.items()],
+                 "ON CONFLICT (id) DO UPDATE SET updated = excluded.updated")
             if batch.positions:
                 stocks = sorted(batch.positions)
                 ra, dec = [batch.positions[s][0] for s in stocks], [batch.positions[s][1] for s in stocks]
-                many("INSERT INTO stock_positions (stock, ra, dec, healpix, updated) VALUES (?, ?, ?, ?, ?) ON CONFLICT "
-                     "(stock) DO UPDATE SET ra = excluded.ra, dec = excluded.dec, healpix = excluded.healpix, "
-                     "updated = excluded.updated",
+                many("stock_positions", "stock ra dec healpix updated",
                      [(stock, r, d, pixel, batch.stocks.get(stock) or time.time()) for stock, r, d, pixel
-                      in zip(stocks, ra, dec, sky.healpix_indexes(ra, dec), strict=True)])
-            many("INSERT INTO stock_names (stock, name) VALUES (?, ?)" + ignore, sorted(batch.names))
-            many("INSERT INTO stock_channels (stock, channel) VALUES (?, ?)" + ignore, sorted(batch.channels))
-            many("INSERT INTO stock_tags (stock, tag) VALUES (?, ?)" + ignore, sorted(batch.tags))
-            many("INSERT INTO alerts (id, stock, run, origin) VALUES (?, ?, ?, ?)" + ignore,
-                 [(alert, stock, batch.run, origin) for alert, stock, origin in batch.alerts])
+                      in zip(stocks, ra, dec, sky.healpix_indexes(ra, dec), strict=True)],
+                     "ON CONFLICT (stock) DO UPDATE SET ra = excluded.ra, dec = excluded.dec, healpix = excluded.healpix, "
+                     "updated = excluded.updated")
+            many("stock_names", "stock name", sorted(batch.names))
+            many("stock_channels", "stock channel", sorted(batch.channels))
+            many("stock_tags", "stock tag", sorted(batch.tags))
+            many("alerts", "id stock run origin", [(alert, stock, batch.run, origin) for alert, stock, origin in batch.alerts])
             self._store_blobs(cursor, batch.blobs)
             tags: dict[tuple[str, ...], str] = {}  # formats reuse a few tag tuples: encode each once
-            many("INSERT INTO datapoints (id, stock, tags, body, alert, run) VALUES (?, ?, ?, ?, ?, ?)" + ignore,
+            many("datapoints", "id stock tags body alert run",
                  [(dp.id, dp.stock, tags.get(dp.tags) or tags.setdefault(dp.tags, dumps(dp.tags)), dumps_fast(dp.body()),
                    alert, batch.run) for dp, alert in batch.datapoints])
-            many("INSERT INTO states (id, stock, datapoints) VALUES (?, ?, ?)" + ignore,
-                 [(s.id, s.stock, dumps(s.datapoints)) for s in batch.states.values()])
+            many("states", "id stock datapoints", [(s.id, s.stock, dumps(s.datapoints)) for s in batch.states.values()])
             now = time.time()
-            many("INSERT INTO channel_states (stock, channel, state, alert, run, created) VALUES (?, ?, ?, ?, ?, ?)" + ignore,
+            many("channel_states", "stock channel state alert run created",
                  [(stock, channel, state, alert, batch.run, now) for stock, channel, state, alert in batch.channel_states])
-            many("INSERT INTO tickets (unit, trace, link_kind, link, version, stock, channel, status, run, created) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)" + ignore,
-                 [(t.unit, t.trace, t.link_kind, t.link, t.version, t.stock, t.channel, batch.run, now) for t in batch.tickets])
+            many("tickets", "unit trace link_kind link version stock channel status run created",
+                 [(t.unit, t.trace, t.link_kind, t.link, t.version, t.stock, t.channel, "pending", batch.run, now)
+                  for t in batch.tickets])
             self._journal(cursor, batch.journal)
 
     def _store_blobs(self, cursor: Any, blobs: Sequence[tuple[int, str, bytes]]) -> None:
         if blobs:
-            cursor.executemany(self.sql("INSERT INTO alert_blobs (alert, name, data) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
-                               blobs)
+            self.insert_rows(cursor, "alert_blobs", ("alert", "name", "data"), blobs)
 
     def _journal(self, cursor: Any, entries: Sequence[JournalEntry], dedup: Sequence[str | None] | None = None) -> None:
         if not entries:
             return
         keys = dedup or [journal_key(e) for e in entries]
-        cursor.executemany(self.sql(
-            "INSERT INTO journal (stock, tier, action, channel, trace, run, alert, detail, time, dedup) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
-            [(e.stock, e.tier, e.action, e.channel, e.trace, e.run, e.alert, dumps(e.detail), e.time or time.time(), key)
-             for e, key in zip(entries, keys, strict=True)])
+        self.insert_rows(cursor, "journal", ("stock", "tier", "action", "channel", "trace", "run", "alert", "detail", "time", "dedup"),
+                         [(e.stock, e.tier, e.action, e.channel, e.trace, e.run, e.alert, dumps(e.detail), e.time or time.time(), key)
+                          for e, key in zip(entries, keys, strict=True)])
 
     # --- reading ---------------------------------------------------------------------------
     def _datapoints(self, rows: Iterable[tuple[Any, ...]]) -> list[DataPoint]:

@@ -4,7 +4,8 @@ datapoints, journal) -> T1 state per accepting channel -> T2 tickets, one transa
 `run_t0` runs a T0 task, whole or as partition ``index`` of ``count`` (`StockPartition`: every
 partition reads the whole source and ingests only the alerts of its own stocks, so all alerts of
 one stock are ingested by one process, in source order, and a partitioned run makes the states
-and tickets a one-process run makes). Every alert read is accounted for in the `RunSummary`:
+and tickets a one-process run makes). A batch is written by a writer thread while the next one
+is decoded, and acknowledged only once committed (see `run_t0`). Every alert read is accounted for in the `RunSummary`:
 accepted / rejected / failed per channel, quarantined records, and the alerts no channel took.
 """
 
@@ -15,6 +16,7 @@ import gc
 import hashlib
 import time
 import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
@@ -52,7 +54,9 @@ class T0Runtime:
 
     def __init__(self, store: Store, channels: Sequence[Channel], run: int, summary: RunSummary,
                  keep_blobs: bool = True, count_records: bool = True) -> None:
-        self.store, self.channels, self.run, self.summary, self.keep_blobs = store, channels, run, summary, keep_blobs
+        self.store, self.channels, self.run, self.keep_blobs = store, channels, run, keep_blobs
+        self.total = summary  # the run's: committed batches only
+        self.summary = RunSummary(run=summary.run)  # the batch being prepared
         self.count_records = count_records  # partitions read every record; one of them counts them
         self._decided: dict[tuple[int, str], tuple[str, str | None, str | None]] = {}
         self._again: dict[int, list[tuple[Channel, str]]] = {}  # alert -> (channel, its earlier state)
@@ -60,17 +64,32 @@ class T0Runtime:
     def process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]]) -> RunSummary:
         """Ingest one batch in one transaction; return its counts. The run's summary counts the
         batch only once it is committed, so an interrupted run reports what its store holds."""
-        total, self.summary = self.summary, RunSummary(run=self.summary.run)
-        try:
-            with _few_collections():
-                self._process(records, decode)
-            committed = self.summary
-        finally:
-            self.summary = total
-        merge(total, committed.as_dict())
-        return committed
+        batch, counts = self.prepare(records, decode)
+        self.write(batch)
+        self.acknowledge(counts)
+        return counts
 
-    def _process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]]) -> None:
+    def prepare(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]],
+                settle: Callable[[], None] = lambda: None) -> tuple[IngestBatch, RunSummary]:
+        """Decode, filter and build one batch's writes, and count it (not yet in the run's
+        summary: `acknowledge` adds the counts once `write` has committed the batch). ``settle``
+        is called once the records are decoded, before the store is first read: `run_t0` waits
+        there for the previous batch's write, so that this batch sees it."""
+        self.summary = RunSummary(run=self.total.run)
+        with _few_collections():
+            batch = self._process(records, decode, settle)
+        return batch, self.summary
+
+    def write(self, batch: IngestBatch) -> None:
+        """Write a prepared batch in one transaction."""
+        self.store.ingest(batch)
+
+    def acknowledge(self, counts: RunSummary) -> None:
+        """Add a committed batch's counts to the run's summary."""
+        merge(self.total, counts.as_dict())
+
+    def _process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]],
+                 settle: Callable[[], None]) -> IngestBatch:
         batch = IngestBatch(self.run)
         decoded: list[tuple[str, Alert]] = []
         self.summary.records += len(records) if self.count_records else 0
@@ -93,6 +112,7 @@ class T0Runtime:
             except Exception as error:  # a decoder bug must not stop the run; keep the bytes
                 batch.quarantined.append((record.origin, f"decoder raised {type(error).__name__}: {error}", record.payload))
                 self.summary.quarantined += 1
+        settle()
         # a rerun decides each (alert, channel) once: what an earlier run decided with the same filter stands
         self._decided = self.store.t0_decisions([alert.id for _, alert in decoded],
                                                 [channel.name for channel in self.channels]) if decoded else {}
@@ -111,7 +131,7 @@ class T0Runtime:
         for _, alert in decoded:
             for channel, sid in self._again.get(alert.id, ()):
                 self._tickets(channel, alert.stock, sid, [], batch)
-        self.store.ingest(batch)
+        return batch
 
     def _filter(self, alert: Alert, batch: IngestBatch) -> list[tuple[Channel, int]]:
         self.summary.alerts += 1
@@ -187,19 +207,26 @@ class T0Runtime:
         if self.keep_blobs:
             batch.blobs.extend((alert.id, name, data) for name, data in alert.blobs.items())
         # channels with equal rights and an equally configured combiner share one state
+        visible: dict[tuple[frozenset[str] | None, str | None], list[int]] = {}
+        for channel, _ in takers:
+            key = (channel.access, channel.combiner.trace.id if channel.combiner else None)
+            if key not in visible:
+                visible[key] = _visible(channel, known)
+        # the stored datapoints the combiners need, in one query for all of them
+        missing = {i for (_, combiner), ids in visible.items() if combiner is not None for i in ids if i not in points}
+        if missing:
+            points.update((dp.id, dp) for dp in self.store.get_datapoints(stock, sorted(missing)))
         states: dict[tuple[frozenset[str] | None, str | None], str] = {}
         for channel, code in takers:
             batch.channels.add((stock, channel.name))
             key = (channel.access, channel.combiner.trace.id if channel.combiner else None)
             if key not in states:
-                visible = list(known) if channel.access is None else [i for i, tags in known.items() if channel.sees(tags)]
+                ids = visible[key]
                 if channel.combiner is not None:
-                    missing = [i for i in visible if i not in points]
-                    points.update((dp.id, dp) for dp in self.store.get_datapoints(stock, missing))
-                    chosen = sorted((points[i] for i in visible), key=lambda d: (d.time, d.id))
-                    visible = list(channel.combiner.unit.combine(chosen))  # type: ignore[attr-defined]
+                    chosen = sorted((points[i] for i in ids), key=lambda d: (d.time, d.id))
+                    ids = list(channel.combiner.unit.combine(chosen))  # type: ignore[attr-defined]
                 # no datapoint visible, no state: an empty state would be one id shared by every stock
-                ids = sorted(set(visible))
+                ids = sorted(set(ids))
                 states[key] = state_id(ids) if ids else ""
                 if states[key] and states[key] not in batch.states:
                     batch.states[states[key]] = State(states[key], stock, tuple(ids))
@@ -226,6 +253,15 @@ class T0Runtime:
                     batch.tickets.append(TicketSpec(configured.name, trace, "state", sid, stock, channel.name))
 
 
+
+
+def _visible(channel: Channel, known: dict[int, tuple[str, ...]]) -> list[int]:
+    """The ids of the datapoints in ``known`` (id -> tags) that ``channel`` may see. Formats reuse a
+    few tag tuples, so the rights are checked once per distinct tuple, not once per datapoint."""
+    if channel.access is None:
+        return list(known)
+    allowed = {tags for tags in set(known.values()) if channel.sees(tags)}
+    return [i for i, tags in known.items() if tags in allowed]
 
 
 def partition_of(stock: int, count: int) -> int:
@@ -280,28 +316,75 @@ def run_t0(store: Store, registry: Registry, task: T0Task, channels: Sequence[Ch
     decode = alert_format.decode if count == 1 else StockPartition(alert_format, index, count).decode
     runtime = T0Runtime(store, channels, run, summary, task.keep_blobs, count_records=index == 0)
     started = time.perf_counter()
+    # write-behind, for a store whose writes wait on a server (``write_behind``: PostgreSQL): a batch
+    # is written (its transaction committed) by one writer thread while this thread reads and
+    # decodes the next one; the next batch waits for that commit before it reads the store, and a
+    # batch is acknowledged (counted, reported, its Kafka offsets committed) only once it is
+    # committed. The writer waits on the server without the GIL, so decoding and the server's work
+    # overlap. SQLite writes in this process, and its executemany gives up and takes back the GIL
+    # for every row, which a busy decoding thread makes slow: it writes inline.
+    writing: list[tuple[Future[None], RunSummary]] = []
+
+    def settle() -> None:
+        while writing:
+            future, counts = writing[0]
+            future.result()  # interrupted here, the batch stays to be settled (and counted) on the way out
+            writing.pop(0)
+            _acknowledge(runtime, counts, source, report)
+
     batch: list[SourceRecord] = []
-    try:
-        for read, record in enumerate(source, 1):
-            batch.append(record)
-            if len(batch) >= task.batch_size:
-                _flush(runtime, batch, decode, source, report)
-            if task.limit is not None and read >= task.limit:
-                break
-        _flush(runtime, batch, decode, source, report)
-    finally:
-        source.close()
-        summary.t0_seconds += time.perf_counter() - started
-        for name, size in getattr(source, "bytes_read", {}).items():  # what an archive source read
-            summary.partition_bytes[name] = summary.partition_bytes.get(name, 0) + size
+    with (ThreadPoolExecutor(1, thread_name_prefix="ampel-t0-writer") if getattr(store, "write_behind", False)
+          else _Inline()) as writer:
+        try:
+            for read, record in enumerate(source, 1):
+                batch.append(record)
+                if len(batch) >= task.batch_size:
+                    _flush(runtime, batch, decode, settle, writer, writing)
+                if task.limit is not None and read >= task.limit:
+                    break
+            _flush(runtime, batch, decode, settle, writer, writing)
+            settle()
+        except BaseException:
+            with contextlib.suppress(Exception):  # a batch being written when the run stopped counts if it committed
+                settle()
+            raise
+        finally:
+            source.close()
+            summary.t0_seconds += time.perf_counter() - started
+            for name, size in getattr(source, "bytes_read", {}).items():  # what an archive source read
+                summary.partition_bytes[name] = summary.partition_bytes.get(name, 0) + size
 
 
-def _flush(runtime: T0Runtime, batch: list[SourceRecord], decode: Callable[[bytes, str], list[Alert]], source: Any,
-           report: Report | None) -> None:
+class _Inline:
+    """A writer that writes at once, in this thread (for stores without ``write_behind``)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, write: Callable[[IngestBatch], None], batch: IngestBatch) -> Future[None]:
+        done: Future[None] = Future()
+        write(batch)  # an error propagates here, before the batch is acknowledged
+        done.set_result(None)
+        return done
+
+
+def _flush(runtime: T0Runtime, batch: list[SourceRecord], decode: Callable[[bytes, str], list[Alert]],
+           settle: Callable[[], None], writer: ThreadPoolExecutor | _Inline, writing: list[tuple[Future[None], RunSummary]]) -> None:
     if not batch:
         return
-    committed = runtime.process(batch, decode)
+    prepared, counts = runtime.prepare(batch, decode, settle)
+    settle()  # a batch that decoded nothing never read the store: the previous one is still to settle
+    writing.append((writer.submit(runtime.write, prepared), counts))
+    batch.clear()
+    if isinstance(writer, _Inline):
+        settle()  # written: acknowledge it now
+
+
+def _acknowledge(runtime: T0Runtime, counts: RunSummary, source: Any, report: Report | None) -> None:
+    runtime.acknowledge(counts)
     source.commit()  # only now is the batch durable: acknowledge it upstream (Kafka offsets)
     if report is not None:
-        report(0, batch_counts(committed, _BATCH_COUNTERS))
-    batch.clear()
+        report(0, batch_counts(counts, _BATCH_COUNTERS))

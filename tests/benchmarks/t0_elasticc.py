@@ -4,8 +4,11 @@ tickets) into a fresh SQLite store, with 1 and with 10 channels. Run on demand:
     python tests/benchmarks/t0_elasticc.py [--alerts PATH] [--repeat N] [--batch-size N]
 
 Prints one table. Rates are alerts per second of wall time; "read" is the tar.gz archive read
-alone, "decode" adds `ElasticcAlertFormat.decode` on records held in memory, and the T0 rows are the
-engine's own T0 time (source read included). Needs ampel-plugin-lsst installed.
+alone, "decode floor" the Avro records alone decoded from records held in memory (with cavro where
+it is installed, schemas compiled once, else fastavro: the floor of issue 23), "decode" adds
+`ElasticcAlertFormat.decode` (records to alerts and datapoints), and the T0 rows are the engine's
+own T0 time (source read included), also as a share of the decode floor and of the format's
+decode. Needs ampel-plugin-lsst installed.
 """
 
 from __future__ import annotations
@@ -46,6 +49,41 @@ def channels(count: int) -> list[dict[str, Any]]:
                      **({"combiner": {"unit": "LSSTPhotometryCombiner"}} if index % 4 == 3 else {}),
                      "t2": [{"unit": "T2LightCurveSummary"}]})
     return made
+
+
+def decoder_alone() -> tuple[str, Callable[[bytes], list[Any]]]:
+    """(name, function): the records of an Avro container decoded and nothing else, by cavro
+    (schemas compiled once) where it is installed, else by fastavro (schemas parsed once)."""
+    import io
+
+    import orjson
+
+    from ampel_lsst.avro_schemas import ContainerReader
+
+    try:
+        import cavro
+    except ImportError:
+        reader = ContainerReader()
+        return "fastavro", lambda payload: reader.read(payload)[0]
+    from ampel_lsst.avro_schemas import _HEADER, _read
+
+    compiled: dict[bytes, Any] = {}
+    options = cavro.PERMISSIVE_OPTIONS.replace(record_decodes_to_dict=True)
+
+    def records(payload: bytes) -> list[Any]:
+        stream = io.BytesIO(payload)
+        header = _read(stream, _HEADER)
+        raw = header["meta"]["avro.schema"]
+        schema = compiled.get(raw) or compiled.setdefault(raw, cavro.Schema(orjson.loads(raw), options=options))
+        found = []
+        while stream.tell() < len(payload):
+            count, size = _read(stream, "long"), _read(stream, "long")
+            reader = cavro.MemoryReader(stream.read(size))
+            stream.read(16)
+            found += [schema.binary_read(reader) for _ in range(count)]
+        return found
+
+    return "cavro", records
 
 
 def full_t0(alerts: Path, channel_count: int, batch_size: int) -> tuple[int, float]:
@@ -93,14 +131,24 @@ def main() -> None:
         count = sum(len(alert_format.decode(r.payload, r.origin)) for r in records)
         return count, time.perf_counter() - started
 
+    floor_decoder, records_alone = decoder_alone()
+
+    def floor() -> tuple[int, float]:
+        started = time.perf_counter()
+        count = sum(len(records_alone(r.payload)) for r in records)
+        return count, time.perf_counter() - started
+
     rows = [("read tar.gz (records)", *best_of(args.repeat, read)),
+            (f"decode floor ({floor_decoder})", *best_of(args.repeat, floor)),
             ("decode only (alerts)", *best_of(args.repeat, decode)),
             ("full T0, 1 channel", *best_of(args.repeat, lambda: full_t0(alerts, 1, args.batch_size))),
             ("full T0, 10 channels", *best_of(args.repeat, lambda: full_t0(alerts, 10, args.batch_size)))]
     print(f"\nT0 throughput, {alerts.name}, batch size {args.batch_size}, best of {args.repeat}")
-    print(f"{'mode':<24}{'items':>8}{'seconds':>10}{'per second':>12}")
+    print(f"{'mode':<24}{'items':>8}{'seconds':>10}{'per second':>12}{'/ floor':>9}{'/ decode':>9}")
+    floor_rate, decode_rate = rows[1][1] / rows[1][2], rows[2][1] / rows[2][2]
     for mode, items, seconds in rows:
-        print(f"{mode:<24}{items:>8}{seconds:>10.2f}{items / seconds:>12.0f}")
+        shares = f"{items / seconds / floor_rate:>9.0%}{items / seconds / decode_rate:>9.0%}" if "T0" in mode else ""
+        print(f"{mode:<24}{items:>8}{seconds:>10.2f}{items / seconds:>12.0f}{shares}")
 
 
 if __name__ == "__main__":

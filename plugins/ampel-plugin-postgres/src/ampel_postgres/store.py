@@ -29,7 +29,7 @@ from psycopg import conninfo
 
 from ampel_core.sql_schema import IMMUTABLE_TABLES, TABLES
 from ampel_core.sql_store import SqlStore
-from ampel_core.store import StoreError
+from ampel_core.store import IngestBatch, StoreError
 
 __all__ = ["PostgresStore", "connection_string", "open_store", "redacted"]
 
@@ -63,8 +63,11 @@ def redacted(url: str) -> str:
 class PostgresStore(SqlStore):
     placeholder = "%s"
     claim_lock = " FOR UPDATE SKIP LOCKED"  # concurrent claimers skip the rows another one is taking
+    insert_chunk = 2000  # rows per INSERT of `insert_rows`
+    write_behind = True  # T0 decodes the next batch while the server writes this one (ampel_core.runtime.t0)
 
     def connect(self) -> psycopg.Connection[Any]:
+        self._types: dict[str, dict[str, str]] = {}  # table -> column -> SQL type, for insert_rows
         dsn = connection_string(self.url)
         given = conninfo.conninfo_to_dict(dsn)
         defaults = {key: value for key, value in (("application_name", "ampel"), ("connect_timeout", "10"))
@@ -80,10 +83,38 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        # executemany runs in psycopg's pipeline mode: a batch's rows go to the server without a
-        # round trip each (COPY through a staging table measured no faster; see docs/scaling.md)
         with self.conn.transaction(), self.conn.cursor() as cursor:
             yield cursor
+
+    def insert_rows(self, cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                    conflict: str = "ON CONFLICT DO NOTHING") -> None:
+        """One statement for all ``rows``: each column goes to the server as one array parameter
+        and ``unnest`` turns the arrays back into rows, in their order. A row per statement
+        (``executemany``, even pipelined) made the client's Python cost per row (binding, the
+        pipeline's bookkeeping) most of a T0 batch's time; see docs/t0-performance.md."""
+        if not rows:
+            return
+        types = self._column_types(cursor, table)
+        arrays = ", ".join(f"%b::{types[column]}[]" for column in columns)  # binary: no text escaping
+        statement = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) {conflict}"
+        # in chunks, pipelined (`ingest`): the server inserts one chunk while the next is encoded
+        for start in range(0, len(rows), self.insert_chunk):
+            cursor.execute(statement, [list(values) for values in zip(*rows[start:start + self.insert_chunk], strict=True)])
+
+    def ingest(self, batch: IngestBatch) -> None:
+        """`SqlStore.ingest` with its statements pipelined: sent without waiting for each result
+        (errors still roll the whole batch back)."""
+        with self.conn.pipeline():
+            super().ingest(batch)
+
+    def _column_types(self, cursor: Any, table: str) -> dict[str, str]:
+        """The SQL type of each column of ``table`` (read from the catalogue once per table)."""
+        found = self._types.get(table)
+        if found is None:
+            cursor.execute("SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a WHERE a.attrelid = "
+                           "%s::regclass AND a.attnum > 0 AND NOT a.attisdropped", (table,))
+            found = self._types[table] = dict(cursor.fetchall())
+        return found
 
     def execute(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """One statement, atomic on its own."""
