@@ -409,3 +409,25 @@ def test_lazy_history_is_built_only_for_taken_alerts_and_a_failing_one_is_accoun
         "unit": "MinDetectionsFilter", "config": {"min_detections": 2}}))
     T0Runtime(store, [picky], 1, RunSummary()).process([SourceRecord("r4", b"4")], decode)
     assert built == []  # rejected on its detections: the upper limits were never built
+
+
+class SeesPrivate(AlertFilter):
+    """Takes an alert only when its history holds a datapoint tagged ZTF_PRIV."""
+
+    def process(self, alert):
+        return any("ZTF_PRIV" in dp.tags for dp in alert.datapoints)
+
+
+def test_a_filter_sees_only_the_datapoints_its_channel_may_see(tmp_path: Path, register_units) -> None:
+    """A filter's decision must not depend on history outside its channel's rights (it would leak
+    it): the ZTF_PUB channel's filter never sees the ZTF_PRIV point that the unrestricted one does."""
+    register_units(SeesPrivate)
+    alerts = tmp_path / "history.jsonl"
+    alerts.write_text('{"stock": "X1", "id": 1, "datapoints": ['
+                      '{"id": 10, "time": 60001.0, "band": "ztfg", "flux": 5.0, "flux_err": 1.0, "tags": ["ZTF_PUB"]}, '
+                      '{"id": 9, "time": 60000.0, "band": "ztfr", "flux": 4.0, "flux_err": 1.0, "tags": ["ZTF_PRIV"]}]}\n')
+    document = job(tmp_path, alerts, [{"name": "PUBLIC", "access": ["ZTF_PUB"], "filter": {"unit": "SeesPrivate"}},
+                                      {"name": "ANY", "filter": {"unit": "SeesPrivate"}}],
+                   [{"tier": 0, "source": {"name": "files", "config": {"paths": [str(alerts)]}}, "format": {"name": "json"}}])
+    summary = run_job(load_job(document))
+    assert (summary.accepted["ANY"], summary.accepted["PUBLIC"], summary.rejected["PUBLIC"]) == (1, 0, 1)

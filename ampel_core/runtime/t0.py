@@ -12,6 +12,7 @@ accepted / rejected / failed per channel, quarantined records, and the alerts no
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import time
@@ -22,7 +23,7 @@ from typing import Any, cast
 
 from ampel_core.alerts import AlertDecodeError, PartialDecodeError, SourceRecord
 from ampel_core.jobs import T0Task
-from ampel_core.models import Alert, DataPoint, JournalEntry, State
+from ampel_core.models import Alert, DataPoint, JournalEntry, LazyDataPoints, State
 from ampel_core.provenance import state_id
 from ampel_core.registry import Registry
 from ampel_core.runtime.configured import Channel, build_component, verdict
@@ -152,7 +153,7 @@ class T0Runtime:
                 self.summary.rejected[channel.name] += 1
                 continue
             try:
-                accepted, code, reason = verdict(cast(AlertFilter, channel.filter.unit).process(alert))
+                accepted, code, reason = verdict(cast(AlertFilter, channel.filter.unit).process(_as_seen_by(alert, channel)))
             except Exception as error:
                 batch.failed.append((alert.id, channel.name, alert.stock, channel.filter.trace.id,
                                      f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=5)}"))
@@ -253,6 +254,24 @@ class T0Runtime:
                     batch.tickets.append(TicketSpec(configured.name, trace, "state", sid, stock, channel.name))
 
 
+
+
+def _as_seen_by(alert: Alert, channel: Channel) -> Alert:
+    """``alert`` with only the datapoints ``channel`` may see: a filter never sees (and so never
+    decides on) history outside its channel's rights, e.g. ZTF_PRIV points of a ZTF_PUB channel.
+    A format's `LazyDataPoints` stay lazy."""
+    if channel.access is None:
+        return alert
+    points = alert.datapoints
+    if isinstance(points, LazyDataPoints):
+        seen: Sequence[DataPoint] = LazyDataPoints(
+            [dp for dp in points.detections if channel.sees(dp.tags)],
+            lambda: [dp for dp in points.materialize()[len(points.detections):] if channel.sees(dp.tags)])
+    else:
+        seen = [dp for dp in points if channel.sees(dp.tags)]
+        if len(seen) == len(points):
+            return alert
+    return dataclasses.replace(alert, datapoints=seen)
 
 
 def _visible(channel: Channel, known: dict[int, tuple[str, ...]]) -> list[int]:
