@@ -7,6 +7,7 @@ import signal
 
 import urllib.error
 import urllib.request
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -158,11 +159,8 @@ def team_add(name: str, rights: str, expires_days: float | None, rate_limit: int
     """Add team NAME; print its token (shown this once, kept only hashed)."""
     from ampel_serve.teams import TeamBook
 
-    book = TeamBook(store)
-    try:
+    with closing(TeamBook(store)) as book:
         token = book.add_team(name, _rights(rights), expires_days, rate_limit)
-    finally:
-        book.close()
     click.echo(token)
     click.echo(f"team {name} added; its token is printed above, once: keep it (it is stored only hashed)", err=True)
 
@@ -177,11 +175,8 @@ def team_token(name: str, expires_days: float | None, rate_limit: int, store: st
     """Make another token for team NAME and print it (once)."""
     from ampel_serve.teams import TeamBook
 
-    book = TeamBook(store)
-    try:
+    with closing(TeamBook(store)) as book:
         click.echo(book.new_token(name, expires_days, rate_limit))
-    finally:
-        book.close()
 
 
 @team.command("revoke")
@@ -191,11 +186,8 @@ def team_revoke(token_id: str, store: str) -> None:
     """Revoke the token with id TOKEN_ID (the part before its dot; see `team list`)."""
     from ampel_serve.teams import TeamBook
 
-    book = TeamBook(store)
-    try:
+    with closing(TeamBook(store)) as book:
         book.revoke(token_id)
-    finally:
-        book.close()
     click.echo(f"token {token_id} revoked", err=True)
 
 
@@ -205,11 +197,8 @@ def team_list(store: str) -> None:
     """List teams: rights, channels and tokens (ids, expiry, rate limit; never the tokens)."""
     from ampel_serve.teams import TeamBook
 
-    book = TeamBook(store)
-    try:
+    with closing(TeamBook(store)) as book:
         teams = book.teams()
-    finally:
-        book.close()
     if not teams:
         click.echo("no teams; add one with `ampel serve team add NAME --rights ...`", err=True)
     for info in teams:
@@ -226,11 +215,8 @@ def team_remove(name: str, store: str) -> None:
     """Remove team NAME and its tokens (refused while it has jobs)."""
     from ampel_serve.teams import TeamBook
 
-    book = TeamBook(store)
-    try:
+    with closing(TeamBook(store)) as book:
         book.remove_team(name)
-    finally:
-        book.close()
     click.echo(f"team {name} removed", err=True)
 
 
