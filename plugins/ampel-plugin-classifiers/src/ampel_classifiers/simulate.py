@@ -3,7 +3,9 @@
 `simulate(survey, n_per_class, seed)` returns `SimulatedObject`s: a class label, the physical
 parameters drawn, and a `LightCurve` (flux at AB zero point 25) as the survey would deliver it:
 
-* **ZTF**: detections only (|flux| / error >= 5), as in alert histories.
+* **ZTF**: detections (|flux| / error >= 5), as in alert histories, and the epochs without a
+  detection from 30 days before the first detection on as upper limits (``limit_time``,
+  ``limit_mag``: the epoch's 5-sigma limiting magnitude), as ZTF alerts carry them.
 * **LSST**: forced photometry at every epoch from 30 days before the first detection to the end of
   the window, each point flagged ``detected`` when |flux| / error >= 5 (as ELAsTiCC alerts carry).
 
@@ -128,9 +130,15 @@ def _observe(survey: str, epochs: _Epochs, flux: np.ndarray, rng: np.random.Gene
     detected = np.abs(observed) >= DETECTION_SNR * flux_err
     if not detected.any():
         return None
-    rows = detected if survey == "ztf" else time >= time[detected][0] - FORCED_BEFORE_DAYS
-    return LightCurve(time=time[rows] + 60000.0, flux=observed[rows], flux_err=flux_err[rows],
-                      band=band[rows].astype(str), detected=detected[rows])
+    recent = time >= time[detected][0] - FORCED_BEFORE_DAYS
+    if survey == "ztf":  # detections, and the epochs without one as upper limits (the sky's 5-sigma limit)
+        limits = recent & ~detected
+        return LightCurve(time=time[detected] + 60000.0, flux=observed[detected], flux_err=flux_err[detected],
+                          band=band[detected].astype(str), detected=detected[detected],
+                          limit_time=time[limits] + 60000.0,
+                          limit_mag=25.0 - 2.5 * np.log10(DETECTION_SNR * sky_err[limits]))
+    return LightCurve(time=time[recent] + 60000.0, flux=observed[recent], flux_err=flux_err[recent],
+                      band=band[recent].astype(str), detected=detected[recent])
 
 
 def truncate(lightcurve: LightCurve, n_detections: int) -> LightCurve:
@@ -141,8 +149,10 @@ def truncate(lightcurve: LightCurve, n_detections: int) -> LightCurve:
     if n_detections < 1 or n_detections > len(detection_times):
         raise ValueError(f"cannot truncate a light curve with {len(detection_times)} detections at {n_detections}")
     rows = order[times <= detection_times[n_detections - 1]]
+    limits = lightcurve.limit_time <= detection_times[n_detections - 1]
     return replace(lightcurve, time=lightcurve.time[rows], flux=lightcurve.flux[rows],
-                   flux_err=lightcurve.flux_err[rows], band=lightcurve.band[rows], detected=lightcurve.detected[rows])
+                   flux_err=lightcurve.flux_err[rows], band=lightcurve.band[rows], detected=lightcurve.detected[rows],
+                   limit_time=lightcurve.limit_time[limits], limit_mag=lightcurve.limit_mag[limits])
 
 
 # --- transients: sncosmo models -------------------------------------------------------------------------------------
