@@ -282,7 +282,7 @@ def _extract(fs: FeatureSet, lc: LightCurve) -> np.ndarray:
                            f"{', '.join(fs.bands)}")
     det = np.flatnonzero(detected)
     t0 = time[det[0]] if len(det) else (time[0] if n else 0.0)
-    scale = normalisation(flux, detected)
+    scale = normalisation(flux, flux_err, detected)
     args = (time - t0, flux / scale, flux_err / scale, band)
     lc_values = _evaluate(fs, args)
     lc_values[fs._counts] = [len(per_band[b]) for b in fs.bands]  # 0, not undefined, for a band without points
@@ -326,13 +326,17 @@ def _extract(fs: FeatureSet, lc: LightCurve) -> np.ndarray:
     return out
 
 
-def normalisation(flux: np.ndarray, detected: np.ndarray) -> float:
+def normalisation(flux: np.ndarray, flux_err: np.ndarray, detected: np.ndarray) -> float:
     """The flux every flux is divided by before the light-curve features, so that they do not depend on
-    the object's brightness: the largest detected flux if positive, else the largest absolute flux, else 1."""
+    the object's brightness: the largest detected flux if positive, else the largest absolute flux, else
+    the largest flux error (1 without a point)."""
     if detected.any() and (top := float(np.max(flux[detected]))) > 0:
         return top
-    top = float(np.max(np.abs(flux))) if len(flux) else 0.0
-    return top if top > 0 and math.isfinite(top) else 1.0
+    for values in (np.abs(flux), flux_err):
+        top = float(np.max(values)) if len(values) else 0.0
+        if top > 0 and math.isfinite(top):
+            return top
+    return 1.0
 
 
 def _rates(time: np.ndarray, flux: np.ndarray, band_det: np.ndarray, peak: int) -> tuple[float, float]:

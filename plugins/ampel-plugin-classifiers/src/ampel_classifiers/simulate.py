@@ -29,7 +29,8 @@ Classes (see docs/classifier-training.md for the reasons behind each number):
 * ``other``: stellar flares, microlensing events and dwarf-nova outbursts.
 
 Transients are placed at redshifts drawn from a volume-weighted distribution (p(z) ~ z^2) up to a
-class and survey limit and scaled with Planck18 distances; host dust E(B-V) ~ Exp(0.1), R_V = 3.1.
+class and survey limit (a quarter of them, `NEARBY_FRACTION`, log-uniform from z = 0.002 instead, so
+that bright, well-sampled light curves are in training) and scaled with Planck18 distances; host dust E(B-V) ~ Exp(0.1), R_V = 3.1.
 An object without a detection is drawn again (the survey never sees it). Every object has its own
 seed, derived from (seed, class, index), so an object does not depend on how many others are drawn.
 """
@@ -63,6 +64,10 @@ MAX_ATTEMPTS = 200
 # largest redshift drawn per class and survey: beyond it (almost) nothing is detected
 Z_MAX = {"ztf": {"SN Ia": 0.15, "SN Ibc": 0.07, "SN II": 0.06, "SLSN": 0.5, "TDE": 0.2},
          "lsst": {"SN Ia": 0.9, "SN Ibc": 0.35, "SN II": 0.3, "SLSN": 2.0, "TDE": 0.8}}
+# a fraction of the transients at log-uniform redshifts from NEARBY_Z_MIN (about 12 mag for a SN Ia): the
+# classifier sees long, high-SNR light curves of bright objects too (SN 2021rhu, 12.5 mag, in NGC 7814)
+NEARBY_FRACTION = 0.25
+NEARBY_Z_MIN = 0.002
 # variability amplitude per band relative to r (bluer bands vary more, for AGN, pulsators and flares)
 BAND_WAVELENGTH = {"ztfg": 4800.0, "ztfr": 6400.0, "ztfi": 7900.0, "lsstu": 3700.0, "lsstg": 4800.0,
                    "lsstr": 6200.0, "lssti": 7500.0, "lsstz": 8700.0, "lssty": 9700.0}
@@ -278,7 +283,10 @@ def _transient(label: str, survey: str, rng: np.random.Generator) -> tuple[Any, 
     else:
         source, params = _tde(rng)
         magnitude = rng.normal(-19.5, 0.6)
-    redshift = float(Z_MAX[survey][label] * rng.uniform(0.003, 1) ** (1 / 3))  # p(z) ~ z^2
+    if rng.uniform() < NEARBY_FRACTION:  # log-uniform: the nearby, bright objects volume weighting never draws
+        redshift = float(np.exp(rng.uniform(np.log(NEARBY_Z_MIN), np.log(Z_MAX[survey][label]))))
+    else:
+        redshift = float(Z_MAX[survey][label] * rng.uniform(0.003, 1) ** (1 / 3))  # p(z) ~ z^2
     ebv = float(rng.exponential(0.1)) if label.startswith("SN") else 0.0
     model = sncosmo.Model(source=source, effects=[sncosmo.CCM89Dust()], effect_names=["host"],
                           effect_frames=["rest"])
