@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from ampel_classifiers.features import (
     FEATURE_VERSIONS, LATEST_COLOR_WINDOW, LSST_BANDS, SURVEYS, ZTF_BANDS, FeatureError, LightCurve, feature_set,
+    normalisation,
 )
 from ampel_core.models import DataPoint
 
@@ -24,11 +25,13 @@ FULL = [*CHEAP, lc.BazinFit("lmsder"), lc.StetsonK(), lc.OtsuSplit(), lc.Median(
 
 
 def direct(extractors: list, lc_: LightCurve, band: str) -> dict[str, float]:
-    """light-curve called directly on one band's points (time relative to the first detection)."""
+    """light-curve called directly on one band's points (time relative to the first detection, fluxes
+    divided by the largest detected flux)."""
     keep = lc_.band == band
     t0 = lc_.time[lc_.detected][0] if lc_.detected.any() else (lc_.time[0] if len(lc_.time) else 0.0)
+    scale = normalisation(lc_.flux, lc_.flux_err, lc_.detected)
     extractor = lc.Extractor(*extractors)
-    values = extractor(lc_.time[keep] - t0, lc_.flux[keep], lc_.flux_err[keep], fill_value=np.nan)
+    values = extractor(lc_.time[keep] - t0, lc_.flux[keep] / scale, lc_.flux_err[keep] / scale, fill_value=np.nan)
     return {f"{name}_{band}": float(v) for name, v in zip(extractor.names, values, strict=True)}
 
 
@@ -92,7 +95,9 @@ def test_full_features_equal_direct_calls_on_a_real_light_curve(rhu_datapoints):
             assert_same(value, got[name], rel=1e-6)
     best = max(("ztfg", "ztfr"), key=lambda b: (curve.band == b).sum())  # the band with the most points
     periodogram, keep, t0 = lc.Periodogram(peaks=1), curve.band == best, curve.time[curve.detected][0]
-    values = periodogram(curve.time[keep] - t0, curve.flux[keep], curve.flux_err[keep], fill_value=np.nan)
+    scale = curve.flux[curve.detected].max()
+    values = periodogram(curve.time[keep] - t0, curve.flux[keep] / scale, curve.flux_err[keep] / scale,
+                         fill_value=np.nan)
     for name, value in zip(periodogram.names, values, strict=True):
         assert_same(float(value), got[name], rel=1e-6)
 
@@ -115,8 +120,9 @@ def test_colours_and_whole_light_curve_features_follow_their_definitions(curve):
     else:
         assert math.isnan(got["rise_time"]) and math.isnan(got["detection_duration"])
     peak = {b: float(curve.flux[curve.band == b].max()) if (curve.band == b).any() else math.nan for b in ZTF_BANDS}
+    top = normalisation(curve.flux, curve.flux_err, curve.detected)
     for b in ZTF_BANDS:
-        assert_same(mag(peak[b]), got[f"peak_mag_{b}"])
+        assert_same(mag(peak[b]) - mag(top), got[f"peak_rel_mag_{b}"])
     for a, b in (("ztfg", "ztfr"), ("ztfr", "ztfi")):
         assert_same(mag(peak[a]) - mag(peak[b]), got[f"color_peak_{a}_{b}"])
         means = [got[f"weighted_mean_{x}"] for x in (a, b)]
@@ -168,7 +174,7 @@ def test_feature_sets_are_named_versioned_and_digested():
     for (name, survey), fs in sets.items():
         assert (fs.name, fs.survey, fs.version, fs.bands) == (name, survey, FEATURE_VERSIONS[name], SURVEYS[survey])
         assert len(set(fs.names)) == len(fs.names) and len(fs.digest) == 64
-        assert all(f"amplitude_{b}" in fs.names and f"peak_mag_{b}" in fs.names for b in fs.bands)
+        assert all(f"amplitude_{b}" in fs.names and f"peak_rel_mag_{b}" in fs.names for b in fs.bands)
     assert set(sets["cheap", "ztf"].names) < set(sets["full", "ztf"].names)
     with pytest.raises(FeatureError, match="feature set 'fancy': unknown; choose one of cheap, full"):
         feature_set("fancy", "ztf")
@@ -188,13 +194,13 @@ def test_a_band_of_another_survey_is_an_error():
 def test_an_empty_light_curve_gives_nan_features_and_zero_counts():
     empty = LightCurve.from_datapoints([])
     values = dict(zip(feature_set("full", "lsst").names, feature_set("full", "lsst").extract(empty), strict=True))
-    assert values.pop("n_points") == values.pop("n_detections") == 0
+    assert values.pop("n_points") == values.pop("n_detections") == values.pop("n_bands") == 0
     assert all(values.pop(f"observation_count_{b}") == 0 for b in LSST_BANDS)
     assert all(math.isnan(v) for v in values.values())
 
 
 def test_light_curve_of_sn2021rhu_from_its_ztf_alerts(rhu_datapoints):
-    """Detections at zp 25 (ZTF's own), upper limits left out, negative subtractions kept."""
+    """Detections at zp 25 (ZTF's own), upper limits as limits, negative subtractions kept."""
     curve = LightCurve.from_datapoints(rhu_datapoints)
     detections = sorted((dp for dp in rhu_datapoints if dp.is_detection), key=lambda dp: (dp.time, dp.id))
     assert any(dp.upper_limit for dp in rhu_datapoints)
@@ -202,9 +208,17 @@ def test_light_curve_of_sn2021rhu_from_its_ztf_alerts(rhu_datapoints):
     np.testing.assert_array_equal(curve.time, [dp.time for dp in detections])
     np.testing.assert_allclose(curve.flux, [dp.flux * 10 ** (-0.4 * (dp.zp - 25)) for dp in detections], rtol=1e-12)
     assert set(curve.band) == {"ztfg", "ztfr"}
+    limits = [dp for dp in rhu_datapoints if dp.upper_limit]
+    np.testing.assert_array_equal(curve.limit_time, sorted(dp.time for dp in limits))
+    first = curve.time[0]
+    last_limit = max((dp for dp in limits if dp.time < first), key=lambda dp: dp.time)
+    got = dict(zip(feature_set("full", "ztf").names, feature_set("full", "ztf").extract(curve), strict=True))
+    assert got["nondet_dt"] == pytest.approx(first - last_limit.time) and 0 < got["nondet_dt"] < 10
+    assert got["nondet_depth"] == pytest.approx(min(2.0, last_limit.mag - (25 - 2.5 * math.log10(curve.flux[0]))))
+    assert got["rise_rate"] > 0 and got["decline_rate"] > 0 and got["n_bands"] == 2  # rose and faded, in g and r
     features = dict(zip(feature_set("cheap", "ztf").names, feature_set("cheap", "ztf").extract(curve), strict=True))
     assert features["color_peak_ztfg_ztfr"] == pytest.approx(  # g - r at peak of a SN Ia: about 0
-        features["peak_mag_ztfg"] - features["peak_mag_ztfr"]) and abs(features["color_peak_ztfg_ztfr"]) < 0.5
+        features["peak_rel_mag_ztfg"] - features["peak_rel_mag_ztfr"]) and abs(features["color_peak_ztfg_ztfr"]) < 0.5
 
 
 def test_light_curve_of_elasticc_alerts_rescales_nanojansky_to_zero_point_25(elasticc_alerts):
@@ -232,3 +246,17 @@ def test_forced_photometry_counts_as_detected_from_snr_5_and_yields_to_alert_det
     with pytest.raises(FeatureError, match="datapoint 7: zero-point system 'vega'"):
         LightCurve.from_datapoints([DataPoint(id=7, stock=1, time=1.0, band="ztfg", flux=1.0, flux_err=1.0,
                                               zpsys="vega")])
+
+
+@settings(max_examples=40, deadline=None)
+@given(light_curves(ZTF_BANDS, min_points=1), st.floats(1e-3, 1e3), st.lists(st.floats(58000, 58400), max_size=5))
+def test_features_do_not_depend_on_the_brightness(curve, factor, limit_times):
+    """The same object k times brighter (fluxes, errors, and limits 2.5 log10 k mag brighter) has the
+    same features: a 12.5 mag SN is classified as its simulated 19 mag twin."""
+    limit_times = np.array(sorted(limit_times), dtype=float)
+    limits = np.full(len(limit_times), 20.0)
+    dim = LightCurve(curve.time, curve.flux, curve.flux_err, curve.band, curve.detected, limit_times, limits)
+    bright = LightCurve(curve.time, curve.flux * factor, curve.flux_err * factor, curve.band, curve.detected,
+                        limit_times, limits - 2.5 * math.log10(factor))
+    fs = feature_set("cheap", "ztf")
+    np.testing.assert_allclose(fs.extract(bright), fs.extract(dim), rtol=1e-6, atol=1e-6)

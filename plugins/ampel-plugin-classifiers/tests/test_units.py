@@ -56,7 +56,7 @@ def test_features_unit_on_every_state_of_sn2021rhu(rhu_alerts):
                                        "digest": fs.digest}
         assert body["n_detections"] == curve.n_detections == sum(dp.is_detection for dp in seen)
         assert body["features"] == feature_values(fs, fs.extract(curve))
-    assert body["n_detections"] > 30 and body["features"]["peak_mag_ztfg"] < 14  # SN 2021rhu peaked near 12.5 mag
+    assert body["n_detections"] > 30 and body["features"]["n_bands"] == 2
 
 
 def test_features_unit_on_elasticc_alerts(elasticc_alerts):
@@ -80,7 +80,7 @@ def test_features_unit_config_holds_the_installed_version(name, survey, version)
 
 
 def test_features_unit_refuses_another_feature_version():
-    with pytest.raises(UnitConfigError, match=r"feature_version '0' of feature set 'cheap' is not the installed one \('1'\)"):
+    with pytest.raises(UnitConfigError, match=r"feature_version '0' of feature set 'cheap' is not the installed one \('2'\)"):
         run_unit(T2LightCurveFeatures, [], survey="ztf", feature_version="0")
 
 

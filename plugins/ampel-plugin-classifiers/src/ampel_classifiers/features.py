@@ -55,16 +55,20 @@ if TYPE_CHECKING:
     from ampel_core.models import DataPoint
 
 __all__ = ["FEATURE_SETS", "FEATURE_VERSIONS", "LATEST_COLOR_WINDOW", "LSST_BANDS", "SURVEYS", "ZTF_BANDS",
-           "FeatureError", "FeatureSet", "LightCurve", "feature_set", "light_curve_extractor"]
+           "FeatureError", "FeatureSet", "LightCurve", "feature_set", "light_curve_extractor", "normalisation"]
 
 ZTF_BANDS = ("ztfg", "ztfr", "ztfi")
 LSST_BANDS = ("lsstu", "lsstg", "lsstr", "lssti", "lsstz", "lssty")
 SURVEYS: dict[str, tuple[str, ...]] = {"ztf": ZTF_BANDS, "lsst": LSST_BANDS}
 FEATURE_SETS = ("cheap", "full")
 # raise a set's version whenever one of its features changes: models check it
-FEATURE_VERSIONS = {"cheap": "1", "full": "2"}  # full 2: the periodogram of the best-sampled band
+# cheap 2 / full 3: fluxes normalised by the peak detection's flux, peak_rel_mag, rise/decline rates, the last
+# non-detection before the first detection, the number of detected bands (full 2: the periodogram of the
+# best-sampled band)
+FEATURE_VERSIONS = {"cheap": "2", "full": "3"}
 LATEST_COLOR_WINDOW = 2.0  # days between the two detections of a "latest" colour
 DETECTION_SNR = 5.0  # a forced-photometry point with flux / flux_err >= this counts as a detection
+NONDETECTION_DEPTH_CLIP = 2.0  # nondet_depth is clipped to +- this (magnitudes): beyond it, it measures brightness
 ZERO_POINT = 25.0
 
 
@@ -81,26 +85,34 @@ class LightCurve:
     flux_err: np.ndarray  # float64, > 0
     band: np.ndarray  # str, sncosmo band names
     detected: np.ndarray  # bool
+    # upper limits (non-detections without a flux): MJD and 5-sigma limiting AB magnitude
+    limit_time: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
+    limit_mag: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
 
     def __post_init__(self) -> None:
         n = len(self.time)
         lengths = {len(a) for a in (self.flux, self.flux_err, self.band, self.detected)}
         if lengths != {n}:
             raise FeatureError(f"light curve: arrays of different lengths ({n} times, {sorted(lengths)} others)")
+        if len(self.limit_time) != len(self.limit_mag):
+            raise FeatureError(f"light curve: {len(self.limit_time)} limit times, {len(self.limit_mag)} limit magnitudes")
 
     @classmethod
     def from_datapoints(cls, datapoints: Iterable[DataPoint]) -> LightCurve:
         """The light curve of core datapoints, sorted by time.
 
-        Each flux is rescaled from its ``zp`` to 25. Upper limits and points without a band, a
-        finite flux or a positive finite flux error are left out (they hold no flux measurement).
+        Each flux is rescaled from its ``zp`` to 25. Upper limits with a finite limiting magnitude
+        (``mag``) become ``limit_time`` / ``limit_mag``; points without a band, a finite flux or a
+        positive finite flux error are left out (they hold no flux measurement).
         A point tagged ``forced`` is a detection when its SNR is at least 5; any other point is an
         alert detection. A forced point at the time and in the band of an alert detection is the
         same exposure measured twice: the detection is kept. A zero-point system other than AB is an
         error.
         """
-        rows = []
+        rows, limits = [], []
         for dp in datapoints:
+            if dp.upper_limit and dp.band and dp.mag is not None and math.isfinite(dp.mag):
+                limits.append((dp.time, dp.mag))
             if dp.upper_limit or not dp.band or dp.flux is None or dp.flux_err is None:
                 continue
             if dp.zpsys.lower() != "ab":
@@ -115,11 +127,14 @@ class LightCurve:
             alert_detections = {(row[0], row[3]) for row in rows if not row[6]}
             rows = [row for row in rows if not (row[6] and (row[0], row[3]) in alert_detections)]
         rows.sort(key=lambda row: (row[0], row[5]))
+        limits.sort()
         return cls(time=np.array([r[0] for r in rows], dtype=np.float64),
                    flux=np.array([r[1] for r in rows], dtype=np.float64),
                    flux_err=np.array([r[2] for r in rows], dtype=np.float64),
                    band=np.array([r[3] for r in rows], dtype=np.str_),
-                   detected=np.array([r[4] for r in rows], dtype=np.bool_))
+                   detected=np.array([r[4] for r in rows], dtype=np.bool_),
+                   limit_time=np.array([t for t, _ in limits], dtype=np.float64),
+                   limit_mag=np.array([m for _, m in limits], dtype=np.float64))
 
     @property
     def n_detections(self) -> int:
@@ -215,7 +230,8 @@ def _pairs(bands: tuple[str, ...]) -> list[tuple[str, str]]:
     return list(pairwise(bands))
 
 
-GLOBAL_NAMES = ("n_detections", "n_points", "detection_duration", "rise_time", "fall_time", "max_snr")
+GLOBAL_NAMES = ("n_detections", "n_points", "detection_duration", "rise_time", "fall_time", "max_snr", "n_bands",
+                "rise_rate", "decline_rate", "nondet_dt", "nondet_depth")
 
 
 @cache
@@ -235,7 +251,7 @@ def feature_set(name: str, survey: str) -> FeatureSet:
     counts = lc_names.index(f"observation_count_{bands[0]}")
     if name == "full":
         lc_names = (*lc_names, *PERIODOGRAM_NAMES)
-    names = (*lc_names, *(f"peak_mag_{b}" for b in bands), *(f"peak_dt_{b}" for b in bands),
+    names = (*lc_names, *(f"peak_rel_mag_{b}" for b in bands), *(f"peak_dt_{b}" for b in bands),
              *(f"color_{kind}_{a}_{b}" for a, b in _pairs(bands) for kind in ("peak", "mean", "latest")),
              *GLOBAL_NAMES)
     if len(set(names)) != len(names):
@@ -266,24 +282,26 @@ def _extract(fs: FeatureSet, lc: LightCurve) -> np.ndarray:
                            f"{', '.join(fs.bands)}")
     det = np.flatnonzero(detected)
     t0 = time[det[0]] if len(det) else (time[0] if n else 0.0)
-    args = (time - t0, flux, flux_err, band)
+    scale = normalisation(flux, flux_err, detected)
+    args = (time - t0, flux / scale, flux_err / scale, band)
     lc_values = _evaluate(fs, args)
     lc_values[fs._counts] = [len(per_band[b]) for b in fs.bands]  # 0, not undefined, for a band without points
     if fs.name == "full":
         best = per_band[max(fs.bands, key=lambda b: len(per_band[b]))]  # the first of equals
-        periodogram = _call(_periodogram(), (args[0][best], flux[best], flux_err[best])) if len(best) > 1 else None
+        periodogram = _call(_periodogram(), (args[0][best], args[1][best], args[2][best])) if len(best) > 1 else None
         if periodogram is None:
             periodogram = np.array([nan, nan])
         lc_values = np.concatenate([lc_values, periodogram])
 
-    t_peak = time[det[np.argmax(flux[det])]] if len(det) else nan
+    peak = det[np.argmax(flux[det])] if len(det) else -1
+    t_peak = time[peak] if len(det) else nan
     peak_mag, peak_dt, peak_flux = [], [], {}
     for b in fs.bands:
         idx = per_band[b]
         if len(idx):
             top = idx[np.argmax(flux[idx])]
             peak_flux[b] = flux[top]
-            peak_mag.append(_mag(flux[top]))
+            peak_mag.append(_mag(flux[top] / scale) - ZERO_POINT)
             peak_dt.append(time[top] - t_peak)
         else:
             peak_flux[b] = nan
@@ -298,12 +316,53 @@ def _extract(fs: FeatureSet, lc: LightCurve) -> np.ndarray:
                                     per_band[b][detected[per_band[b]]]))
     if len(det):
         first, last = time[det[0]], time[det[-1]]
-        whole = [len(det), n, last - first, t_peak - first, last - t_peak, float(np.max(flux / flux_err))]
+        whole = [len(det), n, last - first, t_peak - first, last - t_peak, float(np.max(flux / flux_err)),
+                 len(set(band[det].tolist())), *_rates(time, flux, det[band[det] == band[peak]], peak),
+                 *_last_nondetection(lc, time, flux, flux_err, detected, det[0])]
     else:
-        whole = [0, n, nan, nan, nan, float(np.max(flux / flux_err)) if n else nan]
+        whole = [0, n, nan, nan, nan, float(np.max(flux / flux_err)) if n else nan, 0, nan, nan, nan, nan]
     out = np.concatenate([lc_values, peak_mag, peak_dt, colors, whole]).astype(np.float64, copy=False)
     out[~np.isfinite(out)] = nan
     return out
+
+
+def normalisation(flux: np.ndarray, flux_err: np.ndarray, detected: np.ndarray) -> float:
+    """The flux every flux is divided by before the light-curve features, so that they do not depend on
+    the object's brightness: the largest detected flux if positive, else the largest absolute flux, else
+    the largest flux error (1 without a point)."""
+    if detected.any() and (top := float(np.max(flux[detected]))) > 0:
+        return top
+    for values in (np.abs(flux), flux_err):
+        top = float(np.max(values)) if len(values) else 0.0
+        if top > 0 and math.isfinite(top):
+            return top
+    return 1.0
+
+
+def _rates(time: np.ndarray, flux: np.ndarray, band_det: np.ndarray, peak: int) -> tuple[float, float]:
+    """Rise and decline rates (mag/day) of the peak's band: from its first detection to the peak, from
+    the peak to its last detection (NaN where the two are the same time)."""
+    first, last = band_det[0], band_det[-1]
+    rise = (_mag(flux[first]) - _mag(flux[peak])) / (time[peak] - time[first]) if time[peak] > time[first] else math.nan
+    decline = (_mag(flux[last]) - _mag(flux[peak])) / (time[last] - time[peak]) if time[last] > time[peak] else math.nan
+    return rise, decline
+
+
+def _last_nondetection(lc: LightCurve, time: np.ndarray, flux: np.ndarray, flux_err: np.ndarray,
+                       detected: np.ndarray, first: int) -> tuple[float, float]:
+    """Days from the last non-detection (an upper limit, or an undetected point whose 5-sigma limit is
+    ``25 - 2.5 log10(5 flux_err)``) before the first detection to it, and how much deeper its limit was
+    than the first detection (magnitudes, clipped to +- `NONDETECTION_DEPTH_CLIP`)."""
+    t_first = time[first]
+    before = np.flatnonzero(~detected & (time < t_first))
+    candidates = [(float(time[i]), ZERO_POINT - 2.5 * math.log10(DETECTION_SNR * flux_err[i])) for i in before]
+    limits = lc.limit_time < t_first
+    candidates += zip(lc.limit_time[limits].tolist(), lc.limit_mag[limits].tolist(), strict=True)
+    if not candidates:
+        return math.nan, math.nan
+    t_limit, limit_mag = max(candidates)
+    depth = limit_mag - _mag(flux[first])
+    return t_first - t_limit, float(np.clip(depth, -NONDETECTION_DEPTH_CLIP, NONDETECTION_DEPTH_CLIP))
 
 
 def _merge_repeated(time: np.ndarray, flux: np.ndarray, flux_err: np.ndarray, band: np.ndarray,

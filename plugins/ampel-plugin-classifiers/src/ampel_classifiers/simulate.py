@@ -3,7 +3,9 @@
 `simulate(survey, n_per_class, seed)` returns `SimulatedObject`s: a class label, the physical
 parameters drawn, and a `LightCurve` (flux at AB zero point 25) as the survey would deliver it:
 
-* **ZTF**: detections only (|flux| / error >= 5), as in alert histories.
+* **ZTF**: detections (|flux| / error >= 5), as in alert histories, and the epochs without a
+  detection from 30 days before the first detection on as upper limits (``limit_time``,
+  ``limit_mag``: the epoch's 5-sigma limiting magnitude), as ZTF alerts carry them.
 * **LSST**: forced photometry at every epoch from 30 days before the first detection to the end of
   the window, each point flagged ``detected`` when |flux| / error >= 5 (as ELAsTiCC alerts carry).
 
@@ -27,7 +29,8 @@ Classes (see docs/classifier-training.md for the reasons behind each number):
 * ``other``: stellar flares, microlensing events and dwarf-nova outbursts.
 
 Transients are placed at redshifts drawn from a volume-weighted distribution (p(z) ~ z^2) up to a
-class and survey limit and scaled with Planck18 distances; host dust E(B-V) ~ Exp(0.1), R_V = 3.1.
+class and survey limit (a quarter of them, `NEARBY_FRACTION`, log-uniform from z = 0.002 instead, so
+that bright, well-sampled light curves are in training) and scaled with Planck18 distances; host dust E(B-V) ~ Exp(0.1), R_V = 3.1.
 An object without a detection is drawn again (the survey never sees it). Every object has its own
 seed, derived from (seed, class, index), so an object does not depend on how many others are drawn.
 """
@@ -61,6 +64,10 @@ MAX_ATTEMPTS = 200
 # largest redshift drawn per class and survey: beyond it (almost) nothing is detected
 Z_MAX = {"ztf": {"SN Ia": 0.15, "SN Ibc": 0.07, "SN II": 0.06, "SLSN": 0.5, "TDE": 0.2},
          "lsst": {"SN Ia": 0.9, "SN Ibc": 0.35, "SN II": 0.3, "SLSN": 2.0, "TDE": 0.8}}
+# a fraction of the transients at log-uniform redshifts from NEARBY_Z_MIN (about 12 mag for a SN Ia): the
+# classifier sees long, high-SNR light curves of bright objects too (SN 2021rhu, 12.5 mag, in NGC 7814)
+NEARBY_FRACTION = 0.25
+NEARBY_Z_MIN = 0.002
 # variability amplitude per band relative to r (bluer bands vary more, for AGN, pulsators and flares)
 BAND_WAVELENGTH = {"ztfg": 4800.0, "ztfr": 6400.0, "ztfi": 7900.0, "lsstu": 3700.0, "lsstg": 4800.0,
                    "lsstr": 6200.0, "lssti": 7500.0, "lsstz": 8700.0, "lssty": 9700.0}
@@ -128,9 +135,15 @@ def _observe(survey: str, epochs: _Epochs, flux: np.ndarray, rng: np.random.Gene
     detected = np.abs(observed) >= DETECTION_SNR * flux_err
     if not detected.any():
         return None
-    rows = detected if survey == "ztf" else time >= time[detected][0] - FORCED_BEFORE_DAYS
-    return LightCurve(time=time[rows] + 60000.0, flux=observed[rows], flux_err=flux_err[rows],
-                      band=band[rows].astype(str), detected=detected[rows])
+    recent = time >= time[detected][0] - FORCED_BEFORE_DAYS
+    if survey == "ztf":  # detections, and the epochs without one as upper limits (the sky's 5-sigma limit)
+        limits = recent & ~detected
+        return LightCurve(time=time[detected] + 60000.0, flux=observed[detected], flux_err=flux_err[detected],
+                          band=band[detected].astype(str), detected=detected[detected],
+                          limit_time=time[limits] + 60000.0,
+                          limit_mag=25.0 - 2.5 * np.log10(DETECTION_SNR * sky_err[limits]))
+    return LightCurve(time=time[recent] + 60000.0, flux=observed[recent], flux_err=flux_err[recent],
+                      band=band[recent].astype(str), detected=detected[recent])
 
 
 def truncate(lightcurve: LightCurve, n_detections: int) -> LightCurve:
@@ -141,8 +154,10 @@ def truncate(lightcurve: LightCurve, n_detections: int) -> LightCurve:
     if n_detections < 1 or n_detections > len(detection_times):
         raise ValueError(f"cannot truncate a light curve with {len(detection_times)} detections at {n_detections}")
     rows = order[times <= detection_times[n_detections - 1]]
+    limits = lightcurve.limit_time <= detection_times[n_detections - 1]
     return replace(lightcurve, time=lightcurve.time[rows], flux=lightcurve.flux[rows],
-                   flux_err=lightcurve.flux_err[rows], band=lightcurve.band[rows], detected=lightcurve.detected[rows])
+                   flux_err=lightcurve.flux_err[rows], band=lightcurve.band[rows], detected=lightcurve.detected[rows],
+                   limit_time=lightcurve.limit_time[limits], limit_mag=lightcurve.limit_mag[limits])
 
 
 # --- transients: sncosmo models -------------------------------------------------------------------------------------
@@ -268,7 +283,10 @@ def _transient(label: str, survey: str, rng: np.random.Generator) -> tuple[Any, 
     else:
         source, params = _tde(rng)
         magnitude = rng.normal(-19.5, 0.6)
-    redshift = float(Z_MAX[survey][label] * rng.uniform(0.003, 1) ** (1 / 3))  # p(z) ~ z^2
+    if rng.uniform() < NEARBY_FRACTION:  # log-uniform: the nearby, bright objects volume weighting never draws
+        redshift = float(np.exp(rng.uniform(np.log(NEARBY_Z_MIN), np.log(Z_MAX[survey][label]))))
+    else:
+        redshift = float(Z_MAX[survey][label] * rng.uniform(0.003, 1) ** (1 / 3))  # p(z) ~ z^2
     ebv = float(rng.exponential(0.1)) if label.startswith("SN") else 0.0
     model = sncosmo.Model(source=source, effects=[sncosmo.CCM89Dust()], effect_names=["host"],
                           effect_frames=["rest"])
