@@ -93,7 +93,8 @@ class SqliteStore(SqlStore):
             yield cursor
             cursor.execute("COMMIT")
         except BaseException:
-            cursor.execute("ROLLBACK")
+            if self.conn.in_transaction:  # not when a signal lands just after COMMIT (or before BEGIN took)
+                cursor.execute("ROLLBACK")
             raise
         finally:
             cursor.close()

@@ -5,6 +5,7 @@ a new channel over what the store holds; paused jobs take no alerts; T3 runs on 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -164,10 +165,11 @@ def test_t3_runs_on_its_schedule(server: Any, store_url: str, job_file: Path, al
     ampel("submit", str(job_file), "--to", live.url, "--token", token)
     files = drop_alerts(alerts, live.watch)
     wait_for(lambda: _idle(store_url, files), what="ingestion")
+    ingested = time.time()
 
-    def reported() -> bool:
-        rows = _rows(store_url, "SELECT r.id FROM runs r JOIN reports p ON p.run = r.id")
-        return bool(rows)
+    def reported() -> bool:  # by a T3 run that began after ingestion (an earlier one may have seen no stock)
+        rows = _rows(store_url, "SELECT r.id, r.started FROM runs r JOIN reports p ON p.run = r.id")
+        return any(started > ingested for _, started in rows)
 
     wait_for(reported, timeout=30, what="a T3 report")
     code, output = live.stop()
