@@ -40,7 +40,10 @@ def write_alerts(folder: Path, copies: int) -> Path:
 
 @pytest.mark.skipif(not SAMPLE.is_file(), reason=f"no sample alerts at {SAMPLE} (a checkout of the whole repository has them)")
 def test_an_interrupted_t0_counts_what_it_committed(tmp_path: Path, postgres_store_url: str) -> None:  # noqa: F811
-    alerts = write_alerts(tmp_path / "alerts", 40)  # 1,840 alerts, 46 a batch (one record each)
+    # 300 files of 46 alerts, one batch each: T0 takes seconds, so the signal comes in the middle of it
+    # even when this test process is descheduled for a while on a busy machine (40 files took 1 s)
+    copies = 300
+    alerts = write_alerts(tmp_path / "alerts", copies)
     job = tmp_path / "job.yml"
     job.write_text(yaml.safe_dump({
         "name": "write-behind", "store": postgres_store_url,
@@ -67,7 +70,7 @@ def test_an_interrupted_t0_counts_what_it_committed(tmp_path: Path, postgres_sto
     assert "Traceback" not in stderr and "error: interrupted" in stderr
     store = open_store(postgres_store_url)
     run, counts = store.runs()[-1], store.counts()
-    assert run.status == "interrupted" and 92 <= counts["alerts"] < 1840
+    assert run.status == "interrupted" and 92 <= counts["alerts"] < 46 * copies
     # the summary counts the batches committed, the one being written when the signal came included
     assert run.summary["ingested"] == run.summary["alerts"] == counts["alerts"] == 46 * run.summary["records"]
     store.close()
@@ -76,6 +79,6 @@ def test_an_interrupted_t0_counts_what_it_committed(tmp_path: Path, postgres_sto
                            capture_output=True, text=True, timeout=300, env=dict(os.environ), check=False)
     assert rerun.returncode == 0, rerun.stderr
     store = open_store(postgres_store_url)
-    assert store.counts()["alerts"] == 1840 and store.counts()["stocks"] == 40 * len({
+    assert store.counts()["alerts"] == 46 * copies and store.counts()["stocks"] == copies * len({
         json.loads(line)["stock"] for line in SAMPLE.read_text().splitlines()})
     store.close()
