@@ -73,6 +73,10 @@ class Selection(Strict):
     tags: list[str] = Field(default_factory=list)
     updated_after: float | None = None
     updated_before: float | None = None
+    since_last_report: bool = Field(
+        False, description="Give each react unit only the stocks whose latest state it has not yet reported "
+        "(same unit, configuration and channel; a report that failed reports nothing): a push unit announces "
+        "each state of a stock once.")
     results: dict[str, Any] = Field(
         default_factory=dict,
         description="'<Unit>.<key>...' -> value, or -> {op: value} with op in eq, ne, gt, gte, lt, lte, in, exists.")

@@ -537,9 +537,14 @@ class SqlStore:
                                 "attempts = attempts - 1 WHERE status = 'running' AND owner = ? RETURNING id", (owner,)))
 
     # --- T3 --------------------------------------------------------------------------------
-    def add_report(self, run: int, channel: str | None, unit: str, trace: str, body: Any) -> None:
-        self.execute("INSERT INTO reports (run, channel, unit, trace, body, created) VALUES (?, ?, ?, ?, ?, ?)",
-                     (run, channel, unit, trace, dumps(body), time.time()))
+    def add_report(self, run: int, channel: str | None, unit: str, trace: str, body: Any,
+                   journal: Sequence[JournalEntry] = ()) -> None:
+        """Store a T3 report and, in the same transaction, its stocks' ``journal`` lines (those of
+        a stock and state already journaled by this unit configuration on this channel are kept once)."""
+        with self.transaction() as cursor:
+            cursor.execute(self.sql("INSERT INTO reports (run, channel, unit, trace, body, created) VALUES (?, ?, ?, ?, ?, ?)"),
+                           (run, channel, unit, trace, dumps(body), time.time()))
+            self._journal(cursor, journal, [f"t3:{e.trace}:{e.channel}:{e.stock}:{e.detail.get('state')}" for e in journal])
 
     def reports(self, run: int) -> list[tuple[str | None, str, Any]]:
         return [(c, u, orjson.loads(b)) for c, u, b in self.execute("SELECT channel, unit, body FROM reports WHERE run = ? ORDER BY id", (run,))]

@@ -525,3 +525,16 @@ class StoreContract:
             (None, "T3JsonExport", {"written": "x.json"})]
         assert store.counts()["reports"] == 2
         assert store.reports(run + 1) == []
+
+    def test_a_report_journals_its_stocks_once_per_state(self, store: Store) -> None:
+        run = self.run_id(store)
+
+        def lines(stock: int, state: str) -> list[JournalEntry]:
+            return [JournalEntry(stock=stock, tier=3, action="reported", channel="CH", trace="t" * 64, run=run,
+                                 detail={"unit": "Push", "state": state})]
+        store.add_report(run, "CH", "Push", "t" * 64, {"sent": 1}, lines(1, "a" * 64))
+        store.add_report(run, "CH", "Push", "t" * 64, {"sent": 1}, lines(1, "a" * 64))  # the same state again
+        store.add_report(run, "CH", "Push", "t" * 64, {"sent": 1}, lines(1, "b" * 64))
+        assert [(e.tier, e.action, e.run, e.detail["state"]) for e in store.journal(1)] == [
+            (3, "reported", run, "a" * 64), (3, "reported", run, "b" * 64)]
+        assert store.counts()["reports"] == 3

@@ -9,6 +9,7 @@ from typing import Any
 
 from ampel_core.errors import AmpelError
 from ampel_core.jobs import Selection, T3Task
+from ampel_core.models import JournalEntry
 from ampel_core.registry import Registry
 from ampel_core.runtime.configured import Channel, call_unit, configure
 from ampel_core.runtime.run import Report
@@ -67,25 +68,39 @@ def select_views(store: Store, selection: Selection, channels: dict[str, Channel
     return [v for v in views if matches(v, selection.results)]
 
 
+def _reported(store: Store, view: StockView, trace: str) -> bool:
+    """Whether the unit configuration ``trace`` has reported the view's latest state on its channel
+    in a successful report (`Selection.since_last_report`: each line of the stock's journal)."""
+    return any(e.tier == 3 and e.action == "reported" and e.trace == trace and e.channel == view.channel
+               and e.detail.get("state") == view.latest_state for e in store.journal(view.id))
+
+
 def run_t3(store: Store, registry: Registry, task: T3Task, channels: dict[str, Channel], run: int,
            report: Report | None = None) -> dict[str, int]:
     """Run each react unit of ``task`` on the selected views and record its report (or, when it
     raises, the error with its traceback); ``report`` and return the task's counts (stocks, reports,
     reports_failed)."""
     views = select_views(store, task.select, channels)
+    channel = task.select.channel
     counts = {"stocks": len(views), "reports": 0, "reports_failed": 0}
     for spec in task.react:
         configured = configure(registry, spec)
         if not isinstance(configured.unit, ReactUnit):
             raise AmpelError(f"T3 react unit '{spec.unit}' is not a ReactUnit")
+        trace = configured.trace.id
         store.add_traces([configured.trace])
+        given = [v for v in views if not _reported(store, v, trace)] if task.select.since_last_report else views
+        journal: list[JournalEntry] = []
         try:
-            body = call_unit(configured.unit, views)
+            body = call_unit(configured.unit, given)
             counts["reports"] += 1
+            if task.select.since_last_report:
+                journal = [JournalEntry(stock=v.id, tier=3, action="reported", channel=channel, trace=trace, run=run,
+                                        detail={"unit": spec.unit, "state": v.latest_state}) for v in given]
         except Exception as error:
             body = {"exception": type(error).__name__, "message": str(error), "traceback": traceback.format_exc()}
             counts["reports_failed"] += 1
-        store.add_report(run, task.select.channel, spec.unit, configured.trace.id, body)
+        store.add_report(run, channel, spec.unit, trace, body, journal)
     if report is not None:
         report(3, counts)
     return counts
