@@ -123,8 +123,9 @@ class LightCurve:
         rows, limits = [], []
         context_time, context_record = -math.inf, None
         for dp in datapoints:
-            if dp.time >= context_time and _carries_context(dp.extra):
-                context_time, context_record = dp.time, dp.extra
+            extra = dp.extra
+            if ("sgscore1" in extra or "hostgal_snsep" in extra) and dp.time >= context_time:  # see read_context
+                context_time, context_record = dp.time, extra
             if dp.upper_limit and dp.band and dp.mag is not None and math.isfinite(dp.mag):
                 limits.append((dp.time, dp.mag))
             if dp.upper_limit or not dp.band or dp.flux is None or dp.flux_err is None:
@@ -167,10 +168,6 @@ CONTEXT_NAMES: dict[str, tuple[str, ...]] = {
 ZTF_CONTEXT_FIELDS = {"ps1_sgscore": "sgscore1", "ps1_distance": "distpsnr1", "ps1_mag": "srmag1"}
 LSST_CONTEXT_FIELDS = {"host_sep": "hostgal_snsep", "host_mag": "hostgal_mag_r"}
 LSST_REDSHIFT_FIELDS = (("hostgal_zphot", "hostgal_zphot_err"), ("hostgal_z", "hostgal_z_err"))
-
-
-def _carries_context(extra: dict[str, Any]) -> bool:
-    return "sgscore1" in extra or "hostgal_snsep" in extra
 
 
 def _valid(value: Any, low: float, high: float) -> float | None:
