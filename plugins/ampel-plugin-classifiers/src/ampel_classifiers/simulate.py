@@ -31,7 +31,9 @@ Classes (see docs/classifier-training.md for the reasons behind each number):
 Transients are placed at redshifts drawn from a volume-weighted distribution (p(z) ~ z^2) up to a
 class and survey limit (a quarter of them, `NEARBY_FRACTION`, log-uniform from z = 0.002 instead, so
 that bright, well-sampled light curves are in training) and scaled with Planck18 distances; host dust E(B-V) ~ Exp(0.1), R_V = 3.1.
-An object without a detection is drawn again (the survey never sees it). Every object has its own
+Each object also gets the context its alerts would carry (`simulate_context`: ZTF's nearest Pan-STARRS1
+source, LSST's host galaxy with a photometric redshift; none for a tenth of them, `CONTEXT_UNKNOWN`), from a
+random stream of its own. An object without a detection is drawn again (the survey never sees it). Every object has its own
 seed, derived from (seed, class, index), so an object does not depend on how many others are drawn.
 """
 
