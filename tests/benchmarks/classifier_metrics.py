@@ -1,12 +1,15 @@
 """Classifier quality on the held-out simulated test split (issue 20's Metrics section).
 
 Run on demand:  python tests/benchmarks/classifier_metrics.py [--model NAME ...] [--workers 2] [--cards]
+                                                               [--seed-offset K]
 
 For each shipped model (``ampel_classifiers/models/*``, or ``--model`` names/folders) the test split
 its card's training config names — objects ``train + calibration .. + test`` of each class, seeded,
 never seen in training or calibration — is simulated again (`ampel_classifiers.train.test_samples`)
 and the loaded model is evaluated (`ampel_classifiers.train.evaluate`). ``--cards`` prints the
 metrics stored in the cards at training instead (the same split and code, no re-simulation).
+``--seed-offset K`` simulates a second, independent test split of the same sizes: the config's seed + K
+(objects the model never saw: it trained on its own seed's), to measure the split's noise.
 
 Printed per model: full-light-curve macro-F1, SN Ia ROC AUC (P(SN Ia) vs the rest), Brier score
 (multi-class, sum over classes), per-class completeness/purity, a reliability table (confidence
@@ -64,6 +67,7 @@ def main() -> None:
     parser.add_argument("--model", action="append", help="a shipped model's name or a model folder (repeatable)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cards", action="store_true", help="print the metrics stored in the cards")
+    parser.add_argument("--seed-offset", type=int, default=0, help="test on the objects of the config's seed + K")
     args = parser.parse_args()
     for name in args.model or shipped_models():
         folder = Path(name) if Path(name).is_dir() else shipped_model(name)
@@ -72,6 +76,7 @@ def main() -> None:
             report(classifier.card.name, classifier.card.taxonomy, classifier.card.metrics, None)
             continue
         config = TrainConfig.model_validate(classifier.card.training["config"])
+        config = config.model_copy(update={"seed": config.seed + args.seed_offset})
         start = time.perf_counter()
         metrics = evaluate(classifier, test_samples(config, args.workers), config)
         report(classifier.card.name, classifier.card.taxonomy, metrics, time.perf_counter() - start)

@@ -20,8 +20,9 @@ JOBS = {"ztf": ("classifiers-ztf.yml", "ztf", "ZTF"), "elasticc": ("classifiers-
 GOALS = ("infant", "unbiased", "max_posterior")
 
 
-def run_example(job: str, tmp_path: Path, models: dict[str, str]) -> tuple[dict, list]:
-    """``ampel job`` on the example in a store of its own; the summary and the T2Classifier results."""
+def run_example(job: str, tmp_path: Path, models: dict[str, str]) -> tuple[dict, list, list]:
+    """``ampel job`` on the example in a store of its own; the summary, the T2Classifier and the
+    T2LightCurveFeatures results."""
     from ampel_core.store import open_store
 
     file, _, _ = JOBS[job]
@@ -34,7 +35,8 @@ def run_example(job: str, tmp_path: Path, models: dict[str, str]) -> tuple[dict,
     summary = json.loads((tmp_path / "summary.json").read_text())
     opened = open_store(store, read_only=True)
     try:
-        return summary, [result for _, result in opened.results(unit="T2Classifier")]
+        return summary, [result for _, result in opened.results(unit="T2Classifier")], [
+            result for _, result in opened.results(unit="T2LightCurveFeatures")]
     finally:
         opened.close()
 
@@ -72,7 +74,7 @@ def tiny_models(tmp_path_factory, train_model) -> dict[str, dict[str, str]]:
 
 @pytest.mark.parametrize("job", sorted(JOBS))
 def test_example_job_with_tiny_models(job, tmp_path, tiny_models):
-    summary, results = run_example(job, tmp_path, tiny_models[job])
+    summary, results, _ = run_example(job, tmp_path, tiny_models[job])
     check_results(results, tiny_models[job])
     assert summary["status"] == "ok" and summary["alerts"] == (62 if job == "ztf" else 206)
 
@@ -86,5 +88,25 @@ def test_example_job_with_the_shipped_models(job, tmp_path, tiny_models):
     if not shipped:
         pytest.skip(f"no {survey} model shipped yet")
     overrides = {goal: model for goal, model in tiny_models[job].items() if goal not in shipped}
-    _, results = run_example(job, tmp_path, overrides)
+    _, results, features = run_example(job, tmp_path, overrides)
     check_results(results, {**shipped, **overrides})
+    check_context(job, features)
+
+
+def check_context(job: str, features: list) -> None:
+    """The context features of the stored states come from the alerts' own fields (they survive the
+    store): ZTF's PS1 star/galaxy score, ELAsTiCC's host redshift."""
+    from ampel_core.registry import get_registry
+
+    fmt = get_registry().component("formats", "ztf" if job == "ztf" else "elasticc")()
+    folder = REPO / "docs/examples/data" / ("ztf" if job == "ztf" else "elasticc")
+    field, name = ("sgscore1", "ps1_sgscore") if job == "ztf" else ("hostgal_z", "host_z")
+    in_alerts = set()
+    for path in folder.rglob("*.avro"):
+        try:
+            alerts = fmt.decode(path.read_bytes(), str(path))
+        except Exception:  # the ZTF examples include unreadable files on purpose
+            continue
+        in_alerts |= {dp.extra[field] for alert in alerts for dp in alert.datapoints if field in dp.extra}
+    stored = {result.body["features"][name] for result in features} - {None}
+    assert stored and stored <= in_alerts, (sorted(stored)[:5], sorted(in_alerts)[:5])

@@ -31,6 +31,12 @@ The features, in this order:
 4. **Whole light curve**: ``n_detections``, ``n_points``, ``detection_duration`` (last minus first
    detection), ``rise_time`` (peak detection minus first detection), ``fall_time`` (last detection
    minus peak detection), ``max_snr``; the peak detection is the (earliest) detection with the largest flux.
+5. **Context** the survey's alerts carry about the object's surroundings (`CONTEXT_NAMES`, read by
+   `read_context` into ``LightCurve.context``; NaN where the alert has none): ZTF's nearest
+   Pan-STARRS1 source (``ps1_sgscore``: star/galaxy score, ``ps1_distance``: arcsec, ``ps1_contrast``:
+   peak detection minus the source's r magnitude); LSST's host galaxy (``host_z``, ``host_z_err``:
+   its photometric redshift; ``host_sep``: arcsec; ``host_contrast``: peak detection minus the host's
+   r magnitude; ``peak_abs_mag``: peak detection minus the distance modulus of ``host_z``).
 
 Points at one time in one band are first combined into their inverse-variance weighted mean
 (light-curve needs distinct times). Every non-finite value (a fit that diverged) is NaN, and so is
@@ -54,8 +60,9 @@ from ampel_core.provenance import digest as _digest
 if TYPE_CHECKING:
     from ampel_core.models import DataPoint
 
-__all__ = ["FEATURE_SETS", "FEATURE_VERSIONS", "LATEST_COLOR_WINDOW", "LSST_BANDS", "SURVEYS", "ZTF_BANDS",
-           "FeatureError", "FeatureSet", "LightCurve", "feature_set", "light_curve_extractor", "normalisation"]
+__all__ = ["CONTEXT_NAMES", "FEATURE_SETS", "FEATURE_VERSIONS", "LATEST_COLOR_WINDOW", "LSST_BANDS", "SURVEYS",
+           "ZTF_BANDS", "FeatureError", "FeatureSet", "LightCurve", "distance_modulus", "feature_set",
+           "light_curve_extractor", "normalisation", "read_context"]
 
 ZTF_BANDS = ("ztfg", "ztfr", "ztfi")
 LSST_BANDS = ("lsstu", "lsstg", "lsstr", "lssti", "lsstz", "lssty")
@@ -65,7 +72,8 @@ FEATURE_SETS = ("cheap", "full")
 # cheap 2 / full 3: fluxes normalised by the peak detection's flux, peak_rel_mag, rise/decline rates, the last
 # non-detection before the first detection, the number of detected bands (full 2: the periodogram of the
 # best-sampled band)
-FEATURE_VERSIONS = {"cheap": "2", "full": "3"}
+# cheap 3 / full 4: the context features (CONTEXT_NAMES)
+FEATURE_VERSIONS = {"cheap": "3", "full": "4"}
 LATEST_COLOR_WINDOW = 2.0  # days between the two detections of a "latest" colour
 DETECTION_SNR = 5.0  # a forced-photometry point with flux / flux_err >= this counts as a detection
 NONDETECTION_DEPTH_CLIP = 2.0  # nondet_depth is clipped to +- this (magnitudes): beyond it, it measures brightness
@@ -88,6 +96,8 @@ class LightCurve:
     # upper limits (non-detections without a flux): MJD and 5-sigma limiting AB magnitude
     limit_time: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
     limit_mag: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
+    # what the alerts say about the object's surroundings (`read_context`): key -> value, absent if unknown
+    context: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.time)
@@ -104,13 +114,18 @@ class LightCurve:
         Each flux is rescaled from its ``zp`` to 25. Upper limits with a finite limiting magnitude
         (``mag``) become ``limit_time`` / ``limit_mag``; points without a band, a finite flux or a
         positive finite flux error are left out (they hold no flux measurement).
+        The context is that of the latest datapoint carrying it (`read_context`).
         A point tagged ``forced`` is a detection when its SNR is at least 5; any other point is an
         alert detection. A forced point at the time and in the band of an alert detection is the
         same exposure measured twice: the detection is kept. A zero-point system other than AB is an
         error.
         """
         rows, limits = [], []
+        context_time, context_record = -math.inf, None
         for dp in datapoints:
+            extra = dp.extra
+            if ("sgscore1" in extra or "hostgal_snsep" in extra) and dp.time >= context_time:  # see read_context
+                context_time, context_record = dp.time, extra
             if dp.upper_limit and dp.band and dp.mag is not None and math.isfinite(dp.mag):
                 limits.append((dp.time, dp.mag))
             if dp.upper_limit or not dp.band or dp.flux is None or dp.flux_err is None:
@@ -134,11 +149,82 @@ class LightCurve:
                    band=np.array([r[3] for r in rows], dtype=np.str_),
                    detected=np.array([r[4] for r in rows], dtype=np.bool_),
                    limit_time=np.array([t for t, _ in limits], dtype=np.float64),
-                   limit_mag=np.array([m for _, m in limits], dtype=np.float64))
+                   limit_mag=np.array([m for _, m in limits], dtype=np.float64),
+                   context=read_context(context_record) if context_record is not None else {})
 
     @property
     def n_detections(self) -> int:
         return int(np.count_nonzero(self.detected))
+
+
+# --- context: what an alert says about the object's surroundings --------------------------------------------------
+
+CONTEXT_NAMES: dict[str, tuple[str, ...]] = {
+    "ztf": ("ps1_sgscore", "ps1_distance", "ps1_contrast"),
+    "lsst": ("host_z", "host_z_err", "host_sep", "host_contrast", "peak_abs_mag"),
+}
+# LightCurve.context keys: ZTF candidate fields (nearest Pan-STARRS1 source); ELAsTiCC diaObject fields (host
+# galaxy; schema v0_9 has hostgal_z/_err, v0_9_1 and later hostgal_zphot/_err); sentinels (-999, -9, 999) are unknown
+ZTF_CONTEXT_FIELDS = {"ps1_sgscore": "sgscore1", "ps1_distance": "distpsnr1", "ps1_mag": "srmag1"}
+LSST_CONTEXT_FIELDS = {"host_sep": "hostgal_snsep", "host_mag": "hostgal_mag_r"}
+LSST_REDSHIFT_FIELDS = (("hostgal_zphot", "hostgal_zphot_err"), ("hostgal_z", "hostgal_z_err"))
+
+
+def _valid(value: Any, low: float, high: float) -> float | None:
+    """``value`` as a float if it is a finite number in [low, high] (not a survey's sentinel), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and low <= value <= high else None
+
+
+def read_context(record: dict[str, Any]) -> dict[str, float]:
+    """The context of a ZTF candidate or an ELAsTiCC diaObject record (a datapoint's ``extra``), with only
+    the values that are known: ``ps1_sgscore`` (0-1), ``ps1_distance`` (arcsec), ``ps1_mag`` (AB r);
+    ``host_z``, ``host_z_err`` (the host's photometric redshift where the schema has one, else its
+    ``hostgal_z``), ``host_sep`` (arcsec), ``host_mag`` (AB r)."""
+    ranges = {"ps1_sgscore": (0.0, 1.0), "ps1_distance": (0.0, 3600.0), "ps1_mag": (5.0, 35.0),
+              "host_sep": (0.0, 3600.0), "host_mag": (5.0, 35.0)}
+    out: dict[str, float] = {}
+    for key, name in (*ZTF_CONTEXT_FIELDS.items(), *LSST_CONTEXT_FIELDS.items()):
+        if (value := _valid(record.get(name), *ranges[key])) is not None:
+            out[key] = value
+    for z_field, err_field in LSST_REDSHIFT_FIELDS:
+        if (z := _valid(record.get(z_field), 1e-4, 10.0)) is not None:
+            out["host_z"] = z
+            if (err := _valid(record.get(err_field), 0.0, 10.0)) is not None:
+                out["host_z_err"] = err
+            break
+    return out
+
+
+@cache
+def _distance_grid() -> tuple[np.ndarray, np.ndarray]:
+    """Distance modulus on a redshift grid, flat Lambda-CDM with Planck 2018's H0 = 67.66, Omega_m = 0.30966
+    (astropy's Planck18, radiation neglected: < 0.01 mag below z = 3)."""
+    z = np.concatenate([[0.0], np.geomspace(1e-5, 10.0, 4000)])
+    inverse_e = 1.0 / np.sqrt(0.30966 * (1 + z) ** 3 + 0.69034)
+    comoving = np.concatenate([[0.0], np.cumsum(np.diff(z) * (inverse_e[1:] + inverse_e[:-1]) / 2)])
+    luminosity_mpc = (1 + z[1:]) * comoving[1:] * 299792.458 / 67.66
+    return z[1:], 5 * np.log10(luminosity_mpc) + 25
+
+
+def distance_modulus(z: float) -> float:
+    """The distance modulus (mag) at redshift ``z`` (see `_distance_grid`); NaN for z <= 0 or NaN."""
+    if not z > 0:
+        return math.nan
+    grid, modulus = _distance_grid()
+    return float(np.interp(z, grid, modulus))
+
+
+def _context_features(survey: str, context: dict[str, float], peak_mag: float) -> list[float]:
+    nan = math.nan
+    get = context.get
+    if survey == "ztf":
+        return [get("ps1_sgscore", nan), get("ps1_distance", nan), peak_mag - get("ps1_mag", nan)]
+    z = get("host_z", nan)
+    return [z, get("host_z_err", nan), get("host_sep", nan), peak_mag - get("host_mag", nan),
+            peak_mag - distance_modulus(z)]
 
 
 def _extractors(name: str, bands: Sequence[str]) -> list[Any]:
@@ -253,7 +339,7 @@ def feature_set(name: str, survey: str) -> FeatureSet:
         lc_names = (*lc_names, *PERIODOGRAM_NAMES)
     names = (*lc_names, *(f"peak_rel_mag_{b}" for b in bands), *(f"peak_dt_{b}" for b in bands),
              *(f"color_{kind}_{a}_{b}" for a, b in _pairs(bands) for kind in ("peak", "mean", "latest")),
-             *GLOBAL_NAMES)
+             *GLOBAL_NAMES, *CONTEXT_NAMES[survey])
     if len(set(names)) != len(names):
         raise AssertionError(f"feature set {name}/{survey}: duplicate feature names")
     version = FEATURE_VERSIONS[name]
@@ -321,7 +407,8 @@ def _extract(fs: FeatureSet, lc: LightCurve) -> np.ndarray:
                  *_last_nondetection(lc, time, flux, flux_err, detected, det[0])]
     else:
         whole = [0, n, nan, nan, nan, float(np.max(flux / flux_err)) if n else nan, 0, nan, nan, nan, nan]
-    out = np.concatenate([lc_values, peak_mag, peak_dt, colors, whole]).astype(np.float64, copy=False)
+    context = _context_features(fs.survey, lc.context, _mag(flux[peak]) if len(det) else nan)
+    out = np.concatenate([lc_values, peak_mag, peak_dt, colors, whole, context]).astype(np.float64, copy=False)
     out[~np.isfinite(out)] = nan
     return out
 

@@ -31,7 +31,9 @@ Classes (see docs/classifier-training.md for the reasons behind each number):
 Transients are placed at redshifts drawn from a volume-weighted distribution (p(z) ~ z^2) up to a
 class and survey limit (a quarter of them, `NEARBY_FRACTION`, log-uniform from z = 0.002 instead, so
 that bright, well-sampled light curves are in training) and scaled with Planck18 distances; host dust E(B-V) ~ Exp(0.1), R_V = 3.1.
-An object without a detection is drawn again (the survey never sees it). Every object has its own
+Each object also gets the context its alerts would carry (`simulate_context`: ZTF's nearest Pan-STARRS1
+source, LSST's host galaxy with a photometric redshift; none for a tenth of them, `CONTEXT_UNKNOWN`), from a
+random stream of its own. An object without a detection is drawn again (the survey never sees it). Every object has its own
 seed, derived from (seed, class, index), so an object does not depend on how many others are drawn.
 """
 
@@ -46,10 +48,10 @@ from typing import Any
 
 import numpy as np
 
-from ampel_classifiers.features import SURVEYS, LightCurve
+from ampel_classifiers.features import SURVEYS, LightCurve, distance_modulus
 
 __all__ = ["CLASSES", "CONDITIONS_FILE", "TEMPLATES_FILE", "SimulatedObject", "observing_conditions", "simulate",
-           "simulate_object", "truncate"]
+           "simulate_context", "simulate_object", "truncate"]
 
 CLASSES = ("SN Ia", "SN Ibc", "SN II", "SLSN", "TDE", "AGN", "periodic variable", "other")
 DATA_DIR = Path(__file__).parent / "data"
@@ -381,6 +383,89 @@ def _other(survey: str, epochs: _Epochs, rng: np.random.Generator) -> tuple[np.n
     return flux, {"kind": kind, "mean_mag": mean_mag, **params}
 
 
+# --- context: host galaxy (LSST) and nearest Pan-STARRS1 source (ZTF) -----------------------------------------------
+# The numbers and their sources are in docs/classifier-training.md ("Context").
+
+CONTEXT_STREAM = 7
+# host galaxy absolute r magnitude: mean, sigma
+HOST_ABS_MAG = {"SN Ia": (-20.6, 1.0), "SN Ibc": (-20.2, 1.0), "SN II": (-20.2, 1.0), "SLSN": (-17.3, 1.2),
+                "TDE": (-20.0, 0.6)}
+# offset of the transient from its host's centre (kpc): Gamma(2, scale); TDEs are nuclear
+HOST_OFFSET_KPC = {"SN Ia": 1.5, "SN Ibc": 1.2, "SN II": 1.5, "SLSN": 0.5, "TDE": 0.0}
+HOST_DEPTH = {"ztf": 23.0, "lsst": 26.5}  # r magnitude of the faintest catalogued host (PS1 3pi; LSST-like)
+ASTROMETRY_ARCSEC = {"ztf": 0.15, "lsst": 0.05}  # Rayleigh scale of the measured position's error
+PS1_SATURATION = 14.0  # PS1 saturates and shreds big galaxies: the nearest "source" is a fragment
+SGSCORE_AMBIGUOUS = 0.12  # fraction of PS1 sources with sgscore1 = 0.5 exactly (real ZTF alerts: 12 %)
+PHOTO_Z = {"galaxy": (0.04, 0.05), "AGN": (0.10, 0.15)}  # sigma / (1 + z), outlier fraction
+STELLAR = ("periodic variable", "other")
+# a fraction of objects whose state carries no context at all (a channel without the diaObject, a schema without
+# the fields, a ZTF state of prv_candidates only): the models learn that unknown context is not "hostless"
+CONTEXT_UNKNOWN = 0.1
+
+
+def _photo_z(z: float, kind: str, rng: np.random.Generator) -> tuple[float, float]:
+    sigma, outliers = PHOTO_Z[kind]
+    z_phot = float(rng.uniform(0.02, 3.0)) if rng.uniform() < outliers else z + rng.normal(0, sigma * (1 + z))
+    z_phot = max(z_phot, 0.01)
+    return z_phot, float(sigma * (1 + z_phot) * np.exp(rng.normal(0, 0.3)))
+
+
+def _arcsec_per_kpc(z: float) -> float:
+    angular_mpc = 10 ** ((distance_modulus(z) - 25) / 5) / (1 + z) ** 2
+    return 206.265 / (angular_mpc * 1000.0) * 1000.0
+
+
+def _ps1_neighbour(rng: np.random.Generator) -> dict[str, float]:
+    """An unrelated field source: the nearest PS1 source of a transient without a catalogued host."""
+    if rng.uniform() < 0.05:
+        return {}  # none within 30 arcsec
+    star = rng.uniform() < 0.6
+    return {"ps1_sgscore": float(rng.beta(12, 1) if star else rng.beta(1, 6)),
+            "ps1_distance": float(min(rng.rayleigh(8.0), 30.0)), "ps1_mag": float(rng.uniform(16.0, 22.5))}
+
+
+def simulate_context(label: str, survey: str, params: Mapping[str, Any], rng: np.random.Generator) -> dict[str, float]:
+    """What the alerts of a simulated object say about its surroundings (`LightCurve.context`): for ZTF its
+    nearest Pan-STARRS1 source (``ps1_sgscore``, ``ps1_distance``, ``ps1_mag``), for LSST its host galaxy
+    (``host_z``, ``host_z_err``, ``host_sep``, ``host_mag``); missing keys are unknown (`CONTEXT_UNKNOWN`
+    of the objects have none)."""
+    if rng.uniform() < CONTEXT_UNKNOWN:
+        return {}
+    astrometry = float(rng.rayleigh(ASTROMETRY_ARCSEC[survey]))
+    if label in STELLAR or label == "AGN":
+        # the source itself is in the reference catalogue, at the alert's position
+        mean_mag = float(params["mean_mag"]) + rng.normal(0, 0.1 if label in STELLAR else 0.3)
+        if survey == "ztf":
+            point_like = rng.uniform() < (0.95 if label in STELLAR else 0.4)
+            score = float(rng.beta(12, 1) if point_like else rng.beta(1, 4))
+            if rng.uniform() < SGSCORE_AMBIGUOUS:
+                score = 0.5
+            return {"ps1_sgscore": score, "ps1_distance": astrometry, "ps1_mag": max(mean_mag, PS1_SATURATION)}
+        if label == "AGN":
+            z = float(rng.uniform(0.1, 2.5))
+            z_phot, z_err = _photo_z(z, "AGN", rng)
+            return {"host_z": z_phot, "host_z_err": z_err, "host_sep": astrometry, "host_mag": mean_mag}
+        if rng.uniform() < 0.7:  # a star: no host galaxy matched
+            return {}
+        z_phot, z_err = _photo_z(float(rng.uniform(0.05, 1.5)), "galaxy", rng)  # a chance background galaxy
+        return {"host_z": z_phot, "host_z_err": z_err, "host_sep": float(min(rng.rayleigh(3.0), 10.0)),
+                "host_mag": float(rng.uniform(22.0, 26.5))}
+    z = float(params["z"])
+    mean, sigma = HOST_ABS_MAG[label]
+    host_mag = float(rng.normal(mean, sigma) + distance_modulus(z))
+    offset = float(rng.gamma(2.0, HOST_OFFSET_KPC[label])) * _arcsec_per_kpc(z) if HOST_OFFSET_KPC[label] else 0.0
+    separation = float(np.hypot(offset + astrometry * rng.normal(), astrometry * rng.normal()))
+    if host_mag > HOST_DEPTH[survey]:
+        return _ps1_neighbour(rng) if survey == "ztf" else {}
+    if survey == "lsst":
+        z_phot, z_err = _photo_z(z, "galaxy", rng)
+        return {"host_z": z_phot, "host_z_err": z_err, "host_sep": separation, "host_mag": host_mag}
+    score = 0.5 if rng.uniform() < SGSCORE_AMBIGUOUS else float(rng.beta(1, 6))
+    # a galaxy brighter than PS1's saturation is shredded: its nearest catalogued piece is a fainter fragment
+    ps1_mag = host_mag if host_mag > PS1_SATURATION + 2 else float(rng.uniform(PS1_SATURATION, PS1_SATURATION + 3))
+    return {"ps1_sgscore": score, "ps1_distance": separation, "ps1_mag": max(ps1_mag, host_mag)}
+
+
 def simulate_object(label: str, survey: str, seed: int | Sequence[int]) -> SimulatedObject:
     """One object of class ``label`` as ``survey`` sees it, redrawn until it has a detection."""
     _check_survey(survey)
@@ -400,7 +485,10 @@ def simulate_object(label: str, survey: str, seed: int | Sequence[int]) -> Simul
             params["t0"] = t0 + 60000.0
         lightcurve = _observe(survey, epochs, flux, rng)
         if lightcurve is not None:
-            return SimulatedObject(label, lightcurve, {**params, "attempts": attempt + 1})
+            # its own stream: the context does not change the light curves of a seed
+            context_rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), attempt, CONTEXT_STREAM])
+            context = simulate_context(label, survey, params, context_rng)
+            return SimulatedObject(label, replace(lightcurve, context=context), {**params, "attempts": attempt + 1})
     raise RuntimeError(f"no detectable {label} in {MAX_ATTEMPTS} draws for {survey} (seed {seed})")
 
 
