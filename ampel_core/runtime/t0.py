@@ -138,6 +138,7 @@ class T0Runtime:
         self.summary.alerts += 1
         takers = []
         taken_before = False
+        views: dict[frozenset[str] | None, Alert] = {}  # channels of equal rights see one cut of the alert
         for channel in self.channels:
             before = self._decided.get((alert.id, channel.name))
             if before is not None and before[1] == channel.filter.trace.id:  # counted as then, nothing written
@@ -153,7 +154,10 @@ class T0Runtime:
                 self.summary.rejected[channel.name] += 1
                 continue
             try:
-                accepted, code, reason = verdict(cast(AlertFilter, channel.filter.unit).process(_as_seen_by(alert, channel)))
+                view = views.get(channel.access)
+                if view is None:
+                    view = views[channel.access] = _as_seen_by(alert, channel)
+                accepted, code, reason = verdict(cast(AlertFilter, channel.filter.unit).process(view))
             except Exception as error:
                 batch.failed.append((alert.id, channel.name, alert.stock, channel.filter.trace.id,
                                      f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=5)}"))
@@ -263,12 +267,17 @@ def _as_seen_by(alert: Alert, channel: Channel) -> Alert:
     if channel.access is None:
         return alert
     points = alert.datapoints
+
+    def visible(some: Sequence[DataPoint]) -> list[DataPoint]:
+        # formats reuse a few tag tuples: the rights are checked once per distinct tuple
+        allowed = {tags for tags in {dp.tags for dp in some} if channel.sees(tags)}
+        return [dp for dp in some if dp.tags in allowed]
+
     if isinstance(points, LazyDataPoints):
-        seen: Sequence[DataPoint] = LazyDataPoints(
-            [dp for dp in points.detections if channel.sees(dp.tags)],
-            lambda: [dp for dp in points.materialize()[len(points.detections):] if channel.sees(dp.tags)])
+        seen: Sequence[DataPoint] = LazyDataPoints(visible(points.detections),
+                                                   lambda: visible(points.materialize()[len(points.detections):]))
     else:
-        seen = [dp for dp in points if channel.sees(dp.tags)]
+        seen = visible(points)
         if len(seen) == len(points):
             return alert
     return dataclasses.replace(alert, datapoints=seen)
