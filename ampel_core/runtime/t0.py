@@ -34,6 +34,8 @@ from ampel_core.units import AlertFilter, PointUnit, StockUnit
 
 __all__ = ["StockPartition", "T0Runtime", "partition_of", "run_t0"]
 
+#: stored datapoints a T0 process keeps in memory for combiners (`T0Runtime._stored`)
+READ_CACHE = 100_000
 _BATCH_COUNTERS = ("records", "alerts", "quarantined", "unreadable", "ingested", "unaccepted")
 
 
@@ -61,6 +63,10 @@ class T0Runtime:
         self.count_records = count_records  # partitions read every record; one of them counts them
         self._decided: dict[tuple[int, str], tuple[str, str | None, str | None]] = {}
         self._again: dict[int, list[tuple[Channel, str]]] = {}  # alert -> (channel, its earlier state)
+        # stored datapoints read for combiners, kept across batches (stored datapoints never change):
+        # stock -> id -> datapoint, at most READ_CACHE of them
+        self._read: dict[int, dict[int, DataPoint]] = {}
+        self._read_size = 0
 
     def process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]]) -> RunSummary:
         """Ingest one batch in one transaction; return its counts. The run's summary counts the
@@ -220,7 +226,7 @@ class T0Runtime:
         # the stored datapoints the combiners need, in one query for all of them
         missing = {i for (_, combiner), ids in visible.items() if combiner is not None for i in ids if i not in points}
         if missing:
-            points.update((dp.id, dp) for dp in self.store.get_datapoints(stock, sorted(missing)))
+            points.update(self._stored(stock, missing))
         states: dict[tuple[frozenset[str] | None, str | None], str] = {}
         for channel, code in takers:
             batch.channels.add((stock, channel.name))
@@ -243,6 +249,22 @@ class T0Runtime:
             # the T1 record of this step is the channel_states row (stock, channel, state, alert, run)
             batch.channel_states.append((stock, channel.name, sid, alert.id))
             self._tickets(channel, stock, sid, new, batch)
+
+    def _stored(self, stock: int, ids: set[int]) -> Iterator[tuple[int, DataPoint]]:
+        """(id, datapoint) of these stored datapoints of ``stock``, each read from the store once
+        while it stays in the cache: later alerts of a stock need its earlier datapoints again."""
+        read = self._read.get(stock)
+        if read is None:
+            if self._read_size >= READ_CACHE:
+                self._read.clear()
+                self._read_size = 0
+            read = self._read[stock] = {}
+        unread = ids.difference(read)
+        if unread:
+            found = self.store.get_datapoints(stock, sorted(unread))
+            read.update((dp.id, dp) for dp in found)
+            self._read_size += len(found)
+        return ((i, read[i]) for i in ids if i in read)
 
     def _tickets(self, channel: Channel, stock: int, sid: str, new: list[DataPoint], batch: IngestBatch) -> None:
         for configured in channel.t2:
