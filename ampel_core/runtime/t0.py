@@ -132,9 +132,10 @@ class T0Runtime:
         self._scheduled: set[tuple[str, str]] = set()
         payloads = {record.origin: record.payload for record in records}
         for origin, alert, takers in taken:
-            if self._complete(origin, alert, takers, payloads, batch):
-                stock = alert.stock
-                self._ingest(origin, alert, takers, stored.setdefault(stock, {}), points.setdefault(stock, {}), batch)
+            known = stored.setdefault(alert.stock, {})
+            new = self._new(origin, alert, takers, payloads, known, batch)
+            if new is not None:
+                self._ingest(origin, alert, takers, new, known, points.setdefault(alert.stock, {}), batch)
         for _, alert in decoded:
             for channel, sid in self._again.get(alert.id, ()):
                 self._tickets(channel, alert.stock, sid, [], batch)
@@ -181,13 +182,18 @@ class T0Runtime:
             self.summary.unaccepted += 1
         return takers
 
-    def _complete(self, origin: str, alert: Alert, takers: list[tuple[Channel, int]], payloads: dict[str, bytes],
-                  batch: IngestBatch) -> bool:
-        """Build the datapoints a format deferred (`LazyDataPoints`); when that fails, the alert
-        counts as failed for the channels that took it and its bytes are quarantined."""
+    def _new(self, origin: str, alert: Alert, takers: list[tuple[Channel, int]], payloads: dict[str, bytes],
+             known: dict[int, tuple[str, ...]], batch: IngestBatch) -> list[DataPoint] | None:
+        """The alert's datapoints not in ``known`` (stored, or ingested earlier in this batch), in
+        order. Those a format deferred (`LazyDataPoints`) are built now, and where the format can
+        tell their ids first, only the new ones: a ZTF alert repeats its stock's stored history.
+        When building fails, None: the alert counts as failed for the channels that took it and
+        its bytes are quarantined."""
         try:
-            len(alert.datapoints)
-            return True
+            points = alert.datapoints
+            if isinstance(points, LazyDataPoints):
+                return points.unknown(known)
+            return [dp for dp in points if dp.id not in known]
         except Exception as error:
             reason = f"alert {alert.id}: datapoints could not be built: {type(error).__name__}: {error}"
             batch.quarantined.append((origin, reason, payloads.get(origin, b"")))
@@ -197,13 +203,12 @@ class T0Runtime:
                 self.summary.failed[channel.name] += 1
             self.summary.ingested -= 1
             self.summary.unaccepted += 1
-            return False
+            return None
 
-    def _ingest(self, origin: str, alert: Alert, takers: list[tuple[Channel, int]],
+    def _ingest(self, origin: str, alert: Alert, takers: list[tuple[Channel, int]], new: list[DataPoint],
                 known: dict[int, tuple[str, ...]], points: dict[int, DataPoint], batch: IngestBatch) -> None:
         now = time.time()
         stock = alert.stock
-        new = [dp for dp in alert.datapoints if dp.id not in known]
         for dp in new:
             known[dp.id] = dp.tags
             points[dp.id] = dp
