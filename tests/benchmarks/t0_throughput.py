@@ -98,7 +98,7 @@ def build_sets(files: list[Path], copies: int, workdir: Path) -> tuple[Path, Pat
 
     from ampel_ztf.ids import to_stock_id, to_ztf_id
 
-    repeated, unique, history = workdir / "repeated", workdir / "unique", workdir / "history"
+    repeated, unique, again = workdir / "repeated", workdir / "unique", workdir / "history"
     containers = []
     for path in files:
         with open(path, "rb") as handle:
@@ -107,7 +107,7 @@ def build_sets(files: list[Path], copies: int, workdir: Path) -> tuple[Path, Pat
     per_copy = sum(len(rows) for *_, rows in containers)
     next_stock, next_candid = to_stock_id("ZTF90aaaaaaa"), 4 * 10**18
     for copy in range(copies):
-        for folder in (repeated, unique, history):
+        for folder in (repeated, unique, again):
             (folder / f"copy{copy:05d}").mkdir(parents=True, exist_ok=True)
         names: dict[str, str] = {}
         candids: dict[int, int] = {}
@@ -139,15 +139,15 @@ def build_sets(files: list[Path], copies: int, workdir: Path) -> tuple[Path, Pat
                 rewritten.append(new)
             with open(unique / target, "wb") as handle:
                 fastavro.writer(handle, schema, rewritten, codec=codec)
-            again = []  # the same objects and histories, a new trigger
+            alerting_again = []  # the same objects and histories, a new trigger
             for row in rows:
                 trigger = row["candidate"]
                 if copy:
                     trigger, next_candid = {**trigger, "candid": next_candid}, next_candid + 1
-                again.append({**row, "candidate": trigger, **({"candid": trigger["candid"]} if "candid" in row else {})})
-            with open(history / target, "wb") as handle:
-                fastavro.writer(handle, schema, again, codec=codec)
-    return repeated, unique, history, per_copy
+                alerting_again.append({**row, "candidate": trigger, **({"candid": trigger["candid"]} if "candid" in row else {})})
+            with open(again / target, "wb") as handle:
+                fastavro.writer(handle, schema, alerting_again, codec=codec)
+    return repeated, unique, again, per_copy
 
 
 # measurements (each runs in a child process) ------------------------------------------------------
