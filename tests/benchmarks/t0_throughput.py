@@ -91,14 +91,14 @@ def alerts_in(files: list[Path]) -> int:
     return sum(sum(1 for _ in fastavro.reader(io.BytesIO(p.read_bytes()))) for p in files)
 
 
-def build_sets(files: list[Path], copies: int, workdir: Path) -> tuple[Path, Path, Path, int]:
-    """The repeated, the unique and the history set (``copies`` copies each); returns their
-    folders and the number of alerts per copy."""
+def build_sets(files: list[Path], copies: int, workdir: Path) -> tuple[Path, Path, int]:
+    """The repeated and the unique set (``copies`` copies each); returns their folders and the
+    number of alerts per copy."""
     import fastavro
 
     from ampel_ztf.ids import to_stock_id, to_ztf_id
 
-    repeated, unique, again = workdir / "repeated", workdir / "unique", workdir / "history"
+    repeated, unique = workdir / "repeated", workdir / "unique"
     containers = []
     for path in files:
         with open(path, "rb") as handle:
@@ -107,7 +107,7 @@ def build_sets(files: list[Path], copies: int, workdir: Path) -> tuple[Path, Pat
     per_copy = sum(len(rows) for *_, rows in containers)
     next_stock, next_candid = to_stock_id("ZTF90aaaaaaa"), 4 * 10**18
     for copy in range(copies):
-        for folder in (repeated, unique, again):
+        for folder in (repeated, unique):
             (folder / f"copy{copy:05d}").mkdir(parents=True, exist_ok=True)
         names: dict[str, str] = {}
         candids: dict[int, int] = {}
@@ -139,15 +139,30 @@ def build_sets(files: list[Path], copies: int, workdir: Path) -> tuple[Path, Pat
                 rewritten.append(new)
             with open(unique / target, "wb") as handle:
                 fastavro.writer(handle, schema, rewritten, codec=codec)
-            alerting_again = []  # the same objects and histories, a new trigger
+    return repeated, unique, per_copy
+
+
+def build_history(files: list[Path], copies: int, workdir: Path) -> Path:
+    """The history set (``copies`` copies): the first copy as it is, each further copy the same
+    objects and histories with a new candid for each alert's trigger; returns its folder."""
+    import fastavro
+
+    history, next_candid = workdir / "history", 5 * 10**18
+    for copy in range(copies):
+        (history / f"copy{copy:05d}").mkdir(parents=True, exist_ok=True)
+        for number, path in enumerate(files):
+            with open(path, "rb") as handle:
+                reader = fastavro.reader(handle)
+                schema, codec, rows = reader.writer_schema, reader.codec, list(reader)
+            again = []
             for row in rows:
                 trigger = row["candidate"]
                 if copy:
                     trigger, next_candid = {**trigger, "candid": next_candid}, next_candid + 1
-                alerting_again.append({**row, "candidate": trigger, **({"candid": trigger["candid"]} if "candid" in row else {})})
-            with open(again / target, "wb") as handle:
-                fastavro.writer(handle, schema, alerting_again, codec=codec)
-    return repeated, unique, again, per_copy
+                again.append({**row, "candidate": trigger, **({"candid": trigger["candid"]} if "candid" in row else {})})
+            with open(history / f"copy{copy:05d}/{number:04d}_{path.name}", "wb") as handle:
+                fastavro.writer(handle, schema, again, codec=codec)
+    return history
 
 
 # measurements (each runs in a child process) ------------------------------------------------------
@@ -433,7 +448,8 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
         memory_set = name == list(sets)[-1]
         copies = max(rate_copies, math.ceil(large / per_copy)) if memory_set else rate_copies
         started = time.perf_counter()
-        repeated, unique, history, _ = build_sets(files, copies, workdir / name)
+        repeated, unique, _ = build_sets(files, copies, workdir / name)
+        history = build_history(files, rate_copies, workdir / name)
         print(f"{name}: {len(files)} files, {per_copy} alerts per copy; built {copies} copies of both variants in "
               f"{time.perf_counter() - started:.0f} s under {workdir / name}", file=sys.stderr)
         # the rate runs read the first rate_copies copies, the memory runs as many as they need
