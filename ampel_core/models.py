@@ -23,7 +23,7 @@ have an empty ``band`` and no flux.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, overload
 
@@ -92,13 +92,19 @@ class LazyDataPoints(Sequence[DataPoint]):
 
     ``detections`` (the trigger first) are built at once and must be all datapoints of the alert
     for which `DataPoint.is_detection` holds; ``rest`` builds the others when they are needed.
+    ``select(known)``, where a format can tell a datapoint's id before building it, builds only
+    those of the others whose ids are not in ``known`` (the same datapoints, in the same order, as
+    ``rest`` builds, less those): `unknown` then builds only an alert's new history, not what
+    earlier alerts of the stock stored.
     """
 
-    __slots__ = ("_all", "_rest", "detections")
+    __slots__ = ("_all", "_rest", "_select", "detections")
 
-    def __init__(self, detections: list[DataPoint], rest: Callable[[], list[DataPoint]]) -> None:
+    def __init__(self, detections: list[DataPoint], rest: Callable[[], list[DataPoint]],
+                 select: Callable[[Container[int]], list[DataPoint]] | None = None) -> None:
         self.detections = detections
         self._rest: Callable[[], list[DataPoint]] | None = rest
+        self._select = select
         self._all: list[DataPoint] | None = None
 
     def materialize(self) -> list[DataPoint]:
@@ -108,8 +114,18 @@ class LazyDataPoints(Sequence[DataPoint]):
             self._rest = None
         return self._all
 
+    def unknown(self, known: Container[int]) -> list[DataPoint]:
+        """The datapoints whose ids are not in ``known``, in order; with ``select`` (and not built
+        yet), without building the others."""
+        if self._all is not None or self._select is None:
+            return [dp for dp in self.materialize() if dp.id not in known]
+        return [dp for dp in self.detections if dp.id not in known] + self._select(known)
+
     def __len__(self) -> int:
         return len(self.materialize())
+
+    def __bool__(self) -> bool:  # without building the rest when there are detections
+        return bool(self.detections) or bool(self.materialize())
 
     @overload
     def __getitem__(self, index: int) -> DataPoint: ...

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable, Container
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -409,6 +410,78 @@ def test_lazy_history_is_built_only_for_taken_alerts_and_a_failing_one_is_accoun
         "unit": "MinDetectionsFilter", "config": {"min_detections": 2}}))
     T0Runtime(store, [picky], 1, RunSummary()).process([SourceRecord("r4", b"4")], decode)
     assert built == []  # rejected on its detections: the upper limits were never built
+
+
+def test_only_the_new_history_is_built_where_a_format_can_select_it(tmp_path: Path, ampel_manager) -> None:
+    """Alerts of one stock repeat its history. A format that can tell the ids of its deferred
+    datapoints (``select``) gets them built only where they are not stored yet, and the store ends
+    up as without ``select`` (every datapoint built, the stored ones then dropped)."""
+    from ampel_core.alerts import SourceRecord
+    from ampel_core.jobs import ChannelConfig
+    from ampel_core.models import Alert, DataPoint, LazyDataPoints
+    from ampel_core.registry import get_registry
+    from ampel_core.runtime import Channel, T0Runtime
+    from ampel_core.testing import store_fingerprint
+
+    built: list[int] = []
+
+    def limit(number: int) -> DataPoint:
+        built.append(-number)
+        return DataPoint(id=-number, stock=7, time=59900.0 + number, band="ztfr", flux=None, flux_err=0.5, upper_limit=True,
+                         extra={"n": number})
+
+    def decoder(selecting: bool) -> Callable[[bytes, str], list[Alert]]:
+        def decode(payload: bytes, origin: str) -> list[Alert]:
+            number = int(payload)  # alert n: a trigger and the upper limits 1 .. 3n (earlier alerts stored 1 .. 3(n-1))
+            trigger = DataPoint(id=number, stock=7, time=60000.0 + number, band="ztfg", flux=10.0, flux_err=1.0)
+
+            def rest(known: Container[int] = ()) -> list[DataPoint]:
+                return [limit(n) for n in range(1, 3 * number + 1) if -n not in known]
+
+            points = LazyDataPoints([trigger], rest, rest if selecting else None)
+            return [Alert(id=number, stock=7, stock_name="S7", datapoints=points)]
+        return decode
+
+    stores = []
+    for selecting in (True, False):
+        built.clear()
+        url = f"sqlite:///{tmp_path / f'select-{selecting}.db'}"
+        store = open_store(url)
+        channel = Channel.build(get_registry(), ChannelConfig(name="ALL", t2=[SUMMARY]))
+        runtime = T0Runtime(store, [channel], 1, RunSummary())
+        for batch in ([b"1", b"2"], [b"3"]):  # new history within a batch, and after one
+            runtime.process([SourceRecord(f"r{p.decode()}", p) for p in batch], decoder(selecting))
+        store.close()
+        stores.append(store_fingerprint(url))
+        if selecting:  # each upper limit built once: by the first alert that carries it
+            assert sorted(built) == sorted(-n for n in range(1, 10))
+        else:
+            assert len(built) == 3 + 6 + 9
+    assert stores[0] == stores[1]
+    assert len(stores[0]["datapoints"]) == 3 + 9
+
+
+def test_lazy_datapoints_unknown_and_truth_build_nothing_more_than_needed() -> None:
+    from ampel_core.models import DataPoint, LazyDataPoints
+
+    calls: list[str] = []
+    point = DataPoint(id=5, stock=1, time=1.0, band="ztfg", flux=1.0, flux_err=0.1)
+    limits = [DataPoint(id=-n, stock=1, time=0.5, band="ztfg", flux=None, flux_err=0.1, upper_limit=True) for n in (1, 2)]
+
+    def rest() -> list[DataPoint]:
+        calls.append("rest")
+        return limits
+
+    def select(known: Container[int]) -> list[DataPoint]:
+        calls.append("select")
+        return [dp for dp in limits if dp.id not in known]
+
+    lazy = LazyDataPoints([point], rest, select)
+    assert lazy and calls == []  # truth from the detections alone
+    assert lazy.unknown({5, -1}) == [limits[1]] and calls == ["select"]
+    assert list(lazy) == [point, *limits] and calls == ["select", "rest"]
+    assert lazy.unknown({-2}) == [point, limits[0]] and calls == ["select", "rest"]  # built: filtered
+    assert LazyDataPoints([point], rest).unknown({5}) == limits  # without select: built whole, filtered
 
 
 class SeesPrivate(AlertFilter):

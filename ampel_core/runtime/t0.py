@@ -34,6 +34,9 @@ from ampel_core.units import AlertFilter, PointUnit, StockUnit
 
 __all__ = ["StockPartition", "T0Runtime", "partition_of", "run_t0"]
 
+#: stored datapoints a T0 process keeps in memory for combiners (`T0Runtime._stored`): about 25 MB
+#: of ZTF datapoints (1.2 kB each, read from a store); the cache is emptied when it is full
+READ_CACHE = 20_000
 _BATCH_COUNTERS = ("records", "alerts", "quarantined", "unreadable", "ingested", "unaccepted")
 
 
@@ -61,6 +64,10 @@ class T0Runtime:
         self.count_records = count_records  # partitions read every record; one of them counts them
         self._decided: dict[tuple[int, str], tuple[str, str | None, str | None]] = {}
         self._again: dict[int, list[tuple[Channel, str]]] = {}  # alert -> (channel, its earlier state)
+        # stored datapoints read for combiners, kept across batches (stored datapoints never change):
+        # stock -> id -> datapoint, at most READ_CACHE of them
+        self._read: dict[int, dict[int, DataPoint]] = {}
+        self._read_size = 0
 
     def process(self, records: Sequence[SourceRecord], decode: Callable[[bytes, str], list[Alert]]) -> RunSummary:
         """Ingest one batch in one transaction; return its counts. The run's summary counts the
@@ -126,9 +133,10 @@ class T0Runtime:
         self._scheduled: set[tuple[str, str]] = set()
         payloads = {record.origin: record.payload for record in records}
         for origin, alert, takers in taken:
-            if self._complete(origin, alert, takers, payloads, batch):
-                stock = alert.stock
-                self._ingest(origin, alert, takers, stored.setdefault(stock, {}), points.setdefault(stock, {}), batch)
+            known = stored.setdefault(alert.stock, {})
+            new = self._new(origin, alert, takers, payloads, known, batch)
+            if new is not None:
+                self._ingest(origin, alert, takers, new, known, points.setdefault(alert.stock, {}), batch)
         for _, alert in decoded:
             for channel, sid in self._again.get(alert.id, ()):
                 self._tickets(channel, alert.stock, sid, [], batch)
@@ -138,6 +146,7 @@ class T0Runtime:
         self.summary.alerts += 1
         takers = []
         taken_before = False
+        views: dict[frozenset[str] | None, Alert] = {}  # channels of equal rights see one cut of the alert
         for channel in self.channels:
             before = self._decided.get((alert.id, channel.name))
             if before is not None and before[1] == channel.filter.trace.id:  # counted as then, nothing written
@@ -153,7 +162,10 @@ class T0Runtime:
                 self.summary.rejected[channel.name] += 1
                 continue
             try:
-                accepted, code, reason = verdict(cast(AlertFilter, channel.filter.unit).process(_as_seen_by(alert, channel)))
+                view = views.get(channel.access)
+                if view is None:
+                    view = views[channel.access] = _as_seen_by(alert, channel)
+                accepted, code, reason = verdict(cast(AlertFilter, channel.filter.unit).process(view))
             except Exception as error:
                 batch.failed.append((alert.id, channel.name, alert.stock, channel.filter.trace.id,
                                      f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=5)}"))
@@ -171,13 +183,18 @@ class T0Runtime:
             self.summary.unaccepted += 1
         return takers
 
-    def _complete(self, origin: str, alert: Alert, takers: list[tuple[Channel, int]], payloads: dict[str, bytes],
-                  batch: IngestBatch) -> bool:
-        """Build the datapoints a format deferred (`LazyDataPoints`); when that fails, the alert
-        counts as failed for the channels that took it and its bytes are quarantined."""
+    def _new(self, origin: str, alert: Alert, takers: list[tuple[Channel, int]], payloads: dict[str, bytes],
+             known: dict[int, tuple[str, ...]], batch: IngestBatch) -> list[DataPoint] | None:
+        """The alert's datapoints not in ``known`` (stored, or ingested earlier in this batch), in
+        order. Those a format deferred (`LazyDataPoints`) are built now, and where the format can
+        tell their ids first, only the new ones: a ZTF alert repeats its stock's stored history.
+        When building fails, None: the alert counts as failed for the channels that took it and
+        its bytes are quarantined."""
         try:
-            len(alert.datapoints)
-            return True
+            points = alert.datapoints
+            if isinstance(points, LazyDataPoints):
+                return points.unknown(known)
+            return [dp for dp in points if dp.id not in known]
         except Exception as error:
             reason = f"alert {alert.id}: datapoints could not be built: {type(error).__name__}: {error}"
             batch.quarantined.append((origin, reason, payloads.get(origin, b"")))
@@ -187,13 +204,12 @@ class T0Runtime:
                 self.summary.failed[channel.name] += 1
             self.summary.ingested -= 1
             self.summary.unaccepted += 1
-            return False
+            return None
 
-    def _ingest(self, origin: str, alert: Alert, takers: list[tuple[Channel, int]],
+    def _ingest(self, origin: str, alert: Alert, takers: list[tuple[Channel, int]], new: list[DataPoint],
                 known: dict[int, tuple[str, ...]], points: dict[int, DataPoint], batch: IngestBatch) -> None:
         now = time.time()
         stock = alert.stock
-        new = [dp for dp in alert.datapoints if dp.id not in known]
         for dp in new:
             known[dp.id] = dp.tags
             points[dp.id] = dp
@@ -216,7 +232,7 @@ class T0Runtime:
         # the stored datapoints the combiners need, in one query for all of them
         missing = {i for (_, combiner), ids in visible.items() if combiner is not None for i in ids if i not in points}
         if missing:
-            points.update((dp.id, dp) for dp in self.store.get_datapoints(stock, sorted(missing)))
+            points.update(self._stored(stock, missing))
         states: dict[tuple[frozenset[str] | None, str | None], str] = {}
         for channel, code in takers:
             batch.channels.add((stock, channel.name))
@@ -239,6 +255,22 @@ class T0Runtime:
             # the T1 record of this step is the channel_states row (stock, channel, state, alert, run)
             batch.channel_states.append((stock, channel.name, sid, alert.id))
             self._tickets(channel, stock, sid, new, batch)
+
+    def _stored(self, stock: int, ids: set[int]) -> Iterator[tuple[int, DataPoint]]:
+        """(id, datapoint) of these stored datapoints of ``stock``, each read from the store once
+        while it stays in the cache: later alerts of a stock need its earlier datapoints again."""
+        read = self._read.get(stock)
+        if read is None:
+            if self._read_size >= READ_CACHE:
+                self._read.clear()
+                self._read_size = 0
+            read = self._read[stock] = {}
+        unread = ids.difference(read)
+        if unread:
+            found = self.store.get_datapoints(stock, sorted(unread))
+            read.update((dp.id, dp) for dp in found)
+            self._read_size += len(found)
+        return ((i, read[i]) for i in ids if i in read)
 
     def _tickets(self, channel: Channel, stock: int, sid: str, new: list[DataPoint], batch: IngestBatch) -> None:
         for configured in channel.t2:
@@ -263,12 +295,17 @@ def _as_seen_by(alert: Alert, channel: Channel) -> Alert:
     if channel.access is None:
         return alert
     points = alert.datapoints
+
+    def visible(some: Sequence[DataPoint]) -> list[DataPoint]:
+        # formats reuse a few tag tuples: the rights are checked once per distinct tuple
+        allowed = {tags for tags in {dp.tags for dp in some} if channel.sees(tags)}
+        return [dp for dp in some if dp.tags in allowed]
+
     if isinstance(points, LazyDataPoints):
-        seen: Sequence[DataPoint] = LazyDataPoints(
-            [dp for dp in points.detections if channel.sees(dp.tags)],
-            lambda: [dp for dp in points.materialize()[len(points.detections):] if channel.sees(dp.tags)])
+        seen: Sequence[DataPoint] = LazyDataPoints(visible(points.detections),
+                                                   lambda: visible(points.materialize()[len(points.detections):]))
     else:
-        seen = [dp for dp in points if channel.sees(dp.tags)]
+        seen = visible(points)
         if len(seen) == len(points):
             return alert
     return dataclasses.replace(alert, datapoints=seen)

@@ -538,3 +538,32 @@ def test_other_surveys_alerts_are_not_ztf_alerts(shared_data: Path) -> None:
     path = shared_data / "elasticc" / "ampel-lsst_11290844.avro"
     with pytest.raises(AlertDecodeError, match=r"not a ZTF alert: schema '.*' has no 'objectId'"):
         FORMAT.decode(path.read_bytes(), str(path))
+
+
+@pytest.mark.parametrize("forced_photometry", [False, True])
+def test_only_the_unknown_history_is_built_and_it_is_the_same(shared_alert_files: list[Path],
+                                                              forced_photometry: bool) -> None:
+    """A T0 builds only the datapoints its store does not hold yet (`LazyDataPoints.unknown`): for
+    every shared alert, and any set of ids already known, they are exactly the datapoints (every
+    field, ``extra`` included) of the whole alert less the known ones, in the same order."""
+    import random
+
+    from ampel_core.models import LazyDataPoints
+
+    alert_format, chance = ZTFAlertFormat(forced_photometry=forced_photometry), random.Random(23)
+    compared = 0
+    for path in shared_alert_files:
+        payload = path.read_bytes()
+        try:
+            whole, fresh = alert_format.decode(payload, str(path)), alert_format.decode(payload, str(path))
+        except AlertDecodeError:
+            continue  # files this format refuses: their own tests
+        for full, lazy in zip(whole, fresh, strict=True):
+            points = list(full.datapoints)
+            known = {dp.id for dp in points if chance.random() < 0.7} | {12345}
+            assert isinstance(lazy.datapoints, LazyDataPoints)
+            new = lazy.datapoints.unknown(known)
+            expected = [dp for dp in points if dp.id not in known]
+            assert [repr((dp, dp.extra)) for dp in new] == [repr((dp, dp.extra)) for dp in expected], path  # NaN as NaN
+            compared += len(points)
+    assert compared > 10_000

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import gzip
 import math
+from collections.abc import Container
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -100,10 +101,15 @@ def upper_limit(entry: dict[str, Any], stock: int) -> DataPoint | None:
     limit = entry["diffmaglim"]
     if limit is None or not 0.0 < limit < 50.0:  # ZTF writes e.g. -1006.94 where it has no limit
         return None
-    jd, fid = entry["jd"], entry["fid"]
+    return _upper_limit(entry, stock, upper_limit_id(entry.get("pid"), limit, entry["jd"], entry["fid"]))
+
+
+def _upper_limit(entry: dict[str, Any], stock: int, ident: int) -> DataPoint:
+    """The datapoint of an upper limit whose ``diffmaglim`` was checked and whose id is ``ident``."""
+    limit, jd, fid = entry["diffmaglim"], entry["jd"], entry["fid"]
     # positional (the order of the DataPoint fields): this runs for most datapoints of an alert
     return DataPoint(
-        upper_limit_id(entry.get("pid"), limit, jd, fid), stock, jd - MJD_OFFSET, _band(fid),
+        ident, stock, jd - MJD_OFFSET, _band(fid),
         None, 10 ** (-0.4 * (limit - ZERO_POINT)) / 5.0, ZERO_POINT, "ab", limit, None, True, tags(entry["programid"]),
         # most candidate fields are null for a non-detection (43 of 50): leaving them out halves
         # what is encoded and stored per upper limit, and loses nothing
@@ -213,19 +219,26 @@ class ZTFAlertFormat(BaseModel):
             limits.append(entry)
         fp_hists = (record.get("fp_hists") or ()) if self.forced_photometry else ()
 
-        def rest() -> list[DataPoint]:
-            """Upper limits and forced photometry: most of an alert, built only when needed."""
+        def rest(known: Container[int] = ()) -> list[DataPoint]:
+            """Upper limits and forced photometry: most of an alert, built only when needed; of
+            the upper limits only those whose ids are not in ``known`` (an upper limit's id is
+            known before it is built; most of an alert's history is stored by earlier alerts)."""
             points, ids = [], set(seen)
             for entry in limits:
-                point = upper_limit(entry, stock)
-                if point is not None and point.id not in ids:
-                    ids.add(point.id)
-                    points.append(point)
-            for entry in fp_hists:
+                limit = entry["diffmaglim"]
+                if limit is None or not 0.0 < limit < 50.0:  # as upper_limit
+                    continue
+                ident = upper_limit_id(entry.get("pid"), limit, entry["jd"], entry["fid"])
+                if ident not in ids:
+                    ids.add(ident)
+                    if ident not in known:
+                        points.append(_upper_limit(entry, stock, ident))
+            for entry in fp_hists:  # built whole: building one can fail, and must fail as it did
                 point = forced_point(entry, stock)
                 if point is not None and point.id not in ids:
                     ids.add(point.id)
-                    points.append(point)
+                    if point.id not in known:
+                        points.append(point)
             return points
 
         extra = {key: value for key, value in record.items() if key not in NOT_EXTRA}
@@ -239,7 +252,7 @@ class ZTFAlertFormat(BaseModel):
                 if isinstance(data, bytes) and data:
                     blobs[key] = data
         alert_id = record.get("candid") or candidate["candid"]
-        return Alert(id=alert_id, stock=stock, stock_name=name, datapoints=LazyDataPoints(detections, rest),
+        return Alert(id=alert_id, stock=stock, stock_name=name, datapoints=LazyDataPoints(detections, rest, rest),
                      extra=extra, blobs=blobs)
 
 
