@@ -4,7 +4,7 @@ A `LightCurve` is one object's photometry: time (MJD), flux and its error at AB 
 (``mag = 25 - 2.5 log10(flux)``; negative fluxes, as in difference imaging and forced photometry,
 are allowed), the sncosmo band name of each point, and whether the point is a detection.
 
-A `FeatureSet` (``feature_set("cheap" | "full" | "early", "ztf" | "lsst")``) turns a light curve into a
+A `FeatureSet` (``feature_set("cheap" | "full", "ztf" | "lsst")``) turns a light curve into a
 fixed-length float64 vector, NaN where a feature is undefined (too few points, no detection, a
 colour of a non-positive flux). Its ``names``, ``version`` and ``digest`` identify it; a model
 trained on one feature set is checked against it by name (`ampel_classifiers.model`).
@@ -37,12 +37,6 @@ The features, in this order:
    peak detection minus the source's r magnitude); LSST's host galaxy (``host_z``, ``host_z_err``:
    its photometric redshift; ``host_sep``: arcsec; ``host_contrast``: peak detection minus the host's
    r magnitude; ``peak_abs_mag``: peak detection minus the distance modulus of ``host_z``).
-6. **Early** (set "early" only: "cheap" and these, `EARLY_NAMES`), for the first few detections, where the
-   normalised shape says little: ``first_mag`` and ``peak_mag`` (AB magnitudes of the first and the peak
-   detection: at ZTF depth the apparent brightness, with the host's, is a distance proxy, and SNe Ia are
-   seen further away than core-collapse SNe), ``nondet_rise`` (the last non-detection's limit minus the
-   first detection, in magnitudes, unclipped) and ``nondet_rise_rate`` (that over ``nondet_dt``, mag/day:
-   a lower bound on the rise rate; SNe II rise faster than SNe Ia).
 
 Points at one time in one band are first combined into their inverse-variance weighted mean
 (light-curve needs distinct times). Every non-finite value (a fit that diverged) is NaN, and so is
@@ -73,14 +67,13 @@ __all__ = ["CONTEXT_NAMES", "FEATURE_SETS", "FEATURE_VERSIONS", "LATEST_COLOR_WI
 ZTF_BANDS = ("ztfg", "ztfr", "ztfi")
 LSST_BANDS = ("lsstu", "lsstg", "lsstr", "lssti", "lsstz", "lssty")
 SURVEYS: dict[str, tuple[str, ...]] = {"ztf": ZTF_BANDS, "lsst": LSST_BANDS}
-FEATURE_SETS = ("cheap", "full", "early")
+FEATURE_SETS = ("cheap", "full")
 # raise a set's version whenever one of its features changes: models check it
 # cheap 2 / full 3: fluxes normalised by the peak detection's flux, peak_rel_mag, rise/decline rates, the last
 # non-detection before the first detection, the number of detected bands (full 2: the periodogram of the
 # best-sampled band)
 # cheap 3 / full 4: the context features (CONTEXT_NAMES)
-# early 1: cheap 3 and EARLY_NAMES
-FEATURE_VERSIONS = {"cheap": "3", "full": "4", "early": "1"}
+FEATURE_VERSIONS = {"cheap": "3", "full": "4"}
 LATEST_COLOR_WINDOW = 2.0  # days between the two detections of a "latest" colour
 DETECTION_SNR = 5.0  # a forced-photometry point with flux / flux_err >= this counts as a detection
 NONDETECTION_DEPTH_CLIP = 2.0  # nondet_depth is clipped to +- this (magnitudes): beyond it, it measures brightness
@@ -242,7 +235,7 @@ def _extractors(name: str, bands: Sequence[str]) -> list[Any]:
              lc.Kurtosis(bands=b), lc.ReducedChi2(bands=b), lc.LinearFit(bands=b), lc.BeyondNStd(1.0, bands=b),
              lc.MaximumSlope(bands=b), lc.Cusum(bands=b), lc.EtaE(bands=b), lc.InterPercentileRange(0.1, bands=b),
              lc.ObservationCount(bands=b)]
-    if name in ("cheap", "early"):
+    if name == "cheap":
         return cheap
     return [*cheap, lc.BazinFit("lmsder", bands=b), lc.StetsonK(bands=b), lc.OtsuSplit(bands=b), lc.Median(bands=b),
             lc.PercentAmplitude(bands=b)]
@@ -325,12 +318,11 @@ def _pairs(bands: tuple[str, ...]) -> list[tuple[str, str]]:
 
 GLOBAL_NAMES = ("n_detections", "n_points", "detection_duration", "rise_time", "fall_time", "max_snr", "n_bands",
                 "rise_rate", "decline_rate", "nondet_dt", "nondet_depth")
-EARLY_NAMES = ("first_mag", "peak_mag", "nondet_rise", "nondet_rise_rate")
 
 
 @cache
 def feature_set(name: str, survey: str) -> FeatureSet:
-    """The feature set ``name`` ("cheap", "full" or "early") for ``survey`` ("ztf" or "lsst")."""
+    """The feature set ``name`` ("cheap" or "full") for ``survey`` ("ztf" or "lsst")."""
     if name not in FEATURE_SETS:
         raise FeatureError(f"feature set {name!r}: unknown; choose one of {', '.join(FEATURE_SETS)}")
     if survey not in SURVEYS:
@@ -347,7 +339,7 @@ def feature_set(name: str, survey: str) -> FeatureSet:
         lc_names = (*lc_names, *PERIODOGRAM_NAMES)
     names = (*lc_names, *(f"peak_rel_mag_{b}" for b in bands), *(f"peak_dt_{b}" for b in bands),
              *(f"color_{kind}_{a}_{b}" for a, b in _pairs(bands) for kind in ("peak", "mean", "latest")),
-             *GLOBAL_NAMES, *CONTEXT_NAMES[survey], *(EARLY_NAMES if name == "early" else ()))
+             *GLOBAL_NAMES, *CONTEXT_NAMES[survey])
     if len(set(names)) != len(names):
         raise AssertionError(f"feature set {name}/{survey}: duplicate feature names")
     version = FEATURE_VERSIONS[name]
@@ -408,19 +400,15 @@ def _extract(fs: FeatureSet, lc: LightCurve) -> np.ndarray:
         colors.append(_mag(weighted_mean[a]) - _mag(weighted_mean[b]))
         colors.append(_latest_color(time, flux, per_band[a][detected[per_band[a]]],
                                     per_band[b][detected[per_band[b]]]))
-    early = [nan] * (len(EARLY_NAMES) if fs.name == "early" else 0)
     if len(det):
         first, last = time[det[0]], time[det[-1]]
-        nondet_dt, rise = _last_nondetection(lc, time, flux, flux_err, detected, det[0])
         whole = [len(det), n, last - first, t_peak - first, last - t_peak, float(np.max(flux / flux_err)),
                  len(set(band[det].tolist())), *_rates(time, flux, det[band[det] == band[peak]], peak),
-                 nondet_dt, float(np.clip(rise, -NONDETECTION_DEPTH_CLIP, NONDETECTION_DEPTH_CLIP))]
-        if early:
-            early = [_mag(flux[det[0]]), _mag(flux[peak]), rise, rise / nondet_dt if nondet_dt > 0 else nan]
+                 *_last_nondetection(lc, time, flux, flux_err, detected, det[0])]
     else:
         whole = [0, n, nan, nan, nan, float(np.max(flux / flux_err)) if n else nan, 0, nan, nan, nan, nan]
     context = _context_features(fs.survey, lc.context, _mag(flux[peak]) if len(det) else nan)
-    out = np.concatenate([lc_values, peak_mag, peak_dt, colors, whole, context, early]).astype(np.float64, copy=False)
+    out = np.concatenate([lc_values, peak_mag, peak_dt, colors, whole, context]).astype(np.float64, copy=False)
     out[~np.isfinite(out)] = nan
     return out
 
@@ -451,7 +439,7 @@ def _last_nondetection(lc: LightCurve, time: np.ndarray, flux: np.ndarray, flux_
                        detected: np.ndarray, first: int) -> tuple[float, float]:
     """Days from the last non-detection (an upper limit, or an undetected point whose 5-sigma limit is
     ``25 - 2.5 log10(5 flux_err)``) before the first detection to it, and how much deeper its limit was
-    than the first detection (magnitudes; the "cheap" ``nondet_depth`` clips it to +- `NONDETECTION_DEPTH_CLIP`)."""
+    than the first detection (magnitudes, clipped to +- `NONDETECTION_DEPTH_CLIP`)."""
     t_first = time[first]
     before = np.flatnonzero(~detected & (time < t_first))
     candidates = [(float(time[i]), ZERO_POINT - 2.5 * math.log10(DETECTION_SNR * flux_err[i])) for i in before]
@@ -461,7 +449,7 @@ def _last_nondetection(lc: LightCurve, time: np.ndarray, flux: np.ndarray, flux_
         return math.nan, math.nan
     t_limit, limit_mag = max(candidates)
     depth = limit_mag - _mag(flux[first])
-    return t_first - t_limit, depth
+    return t_first - t_limit, float(np.clip(depth, -NONDETECTION_DEPTH_CLIP, NONDETECTION_DEPTH_CLIP))
 
 
 def _merge_repeated(time: np.ndarray, flux: np.ndarray, flux_err: np.ndarray, band: np.ndarray,

@@ -62,7 +62,7 @@ class TrainConfig(pydantic.BaseModel):
     goal: Literal["infant", "unbiased", "max_posterior"]
     survey: Literal["ztf", "lsst"]
     seed: int = pydantic.Field(ge=0)
-    feature_set: Literal["cheap", "full", "early"] = "cheap"
+    feature_set: Literal["cheap", "full"] = "cheap"
     classes: tuple[str, ...] = CLASSES  # simulated classes
     # taxonomy class -> simulated classes it stands for (default: each simulated class itself)
     taxonomy: dict[str, tuple[str, ...]] = {}

@@ -58,7 +58,7 @@ class T2LightCurveFeatures(StateUnit):
     the config, hence in the trace; its feature names are code of this package (in the code digest).
     """
 
-    feature_set: Literal["cheap", "full", "early"] = Field("cheap", description="the feature set")
+    feature_set: Literal["cheap", "full"] = Field("cheap", description="the feature set")
     survey: Literal["ztf", "lsst"] = Field(description="whose bands: ztf (g, r, i) or lsst (ugrizy)")
     feature_version: str = Field("", description="the feature set's version (default: the installed one, "
                                                   "which any other value must equal)")
