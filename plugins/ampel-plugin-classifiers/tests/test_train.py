@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from ampel_core.cli import main
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ampel_classifiers.model import load_classifier
-from ampel_classifiers.simulate import CLASSES
+from ampel_classifiers.simulate import CLASSES, simulate_object
+from ampel_classifiers.train import _bin_truncations
 
 TINY = """\
 name: tiny
@@ -125,3 +127,18 @@ def test_config_validation(train_size: int, classes: list[str], survey: str) -> 
     else:
         with pytest.raises(pydantic.ValidationError):
             TrainConfig.model_validate(raw)
+
+
+def test_all_truncations_gives_every_detection_count_of_each_bin_an_object_reaches() -> None:
+    """Without it one count is drawn within a bin; with it (ztf_infant) each count up to the object's own."""
+    objects = [simulate_object("SN Ia", "ztf", (7, 0, i)) for i in range(40)]
+    bins = ("1", "2", "3-4", "5-6")
+    for obj in objects:
+        n = obj.lightcurve.n_detections
+        every = _bin_truncations(obj, bins, np.random.default_rng(0), False, every=True)
+        assert every == [(label, count) for label, count in
+                         (("1", 1), ("2", 2), ("3-4", 3), ("3-4", 4), ("5-6", 5), ("5-6", 6)) if count <= n]
+        drawn = _bin_truncations(obj, bins, np.random.default_rng(0), False)
+        assert [label for label, _ in drawn] == list(dict.fromkeys(label for label, _ in every))
+        assert set(drawn) <= set(every)
+    assert {min(o.lightcurve.n_detections, 7) for o in objects} >= {1, 3, 7}  # short and long ones were checked

@@ -6,7 +6,8 @@ Training:
 1. simulates ``train + calibration + test`` objects per class (`ampel_classifiers.simulate`, object i
    of a class in that order, so the splits never share an object);
 2. gives each object, for each detection-count bin it reaches, one light curve truncated at a
-   detection count drawn within the bin (``max_posterior`` adds each full light curve to its bin);
+   detection count drawn within the bin, or one at each count of the bin with ``all_truncations``
+   (``max_posterior`` adds each full light curve to its bin);
 3. extracts the configured feature set (`ampel_classifiers.features`);
 4. fits one XGBoost model per bin (balanced class weights when ``balanced``); a bin with fewer than
    ``min_per_bin`` training light curves gets no model and is served by the nearest bin below it
@@ -68,6 +69,8 @@ class TrainConfig(pydantic.BaseModel):
     sizes: Sizes
     bins: tuple[str, ...] = BIN_LABELS
     full_lightcurves: bool = False  # add each object's full light curve to its bin (max_posterior)
+    # every detection count of a bin an object reaches, not one drawn within it (infant: 3 and 4 detections)
+    all_truncations: bool = False
     balanced: bool = True
     min_per_bin: int = pydantic.Field(default=200, gt=0)
     model: dict[str, Any] = {}  # XGBClassifier parameters
@@ -121,22 +124,25 @@ def load_config(path: str | Path) -> TrainConfig:
 
 
 def _bin_truncations(obj: SimulatedObject, bins: Sequence[str], rng: np.random.Generator,
-                     full: bool) -> list[tuple[str, int]]:
-    """(bin label, detection count) of the light curves an object contributes to training."""
+                     full: bool, every: bool = False) -> list[tuple[str, int]]:
+    """(bin label, detection count) of the light curves an object contributes to training: one count
+    drawn within each bin it reaches, or every count with ``every``."""
     n = obj.lightcurve.n_detections
     out = []
     for label in bins:
         low, high = BINS[BIN_LABELS.index(label)]
-        if n >= low:
+        if n >= low and every:
+            out += [(label, count) for count in range(low, min(n, high or n) + 1)]
+        elif n >= low:
             out.append((label, int(rng.integers(low, min(n, high or n) + 1))))
     if full and BIN_LABELS[bin_of(n)] in bins:
         out.append((BIN_LABELS[bin_of(n)], n))
     return out
 
 
-def _object_samples(task: tuple[str, str, int, int, str, str, tuple[str, ...], bool, bool]) -> dict[str, Any]:
+def _object_samples(task: tuple[str, str, int, int, str, str, tuple[str, ...], bool, bool, bool]) -> dict[str, Any]:
     """Simulate one object and extract the features of its training (or test) light curves."""
-    label, survey, seed, index, features_name, split, bins, full, is_test = task
+    label, survey, seed, index, features_name, split, bins, full, is_test, every = task
     key = (seed, CLASSES.index(label), index)
     obj = simulate_object(label, survey, key)
     features = feature_set(features_name, survey)
@@ -146,7 +152,7 @@ def _object_samples(task: tuple[str, str, int, int, str, str, tuple[str, ...], b
         counts += [(f"infant={n}", n) for n in range(1, INFANT_MAX_DETECTIONS + 1)
                    if n <= obj.lightcurve.n_detections]
     else:
-        counts = _bin_truncations(obj, bins, np.random.default_rng((*key, 1)), full)
+        counts = _bin_truncations(obj, bins, np.random.default_rng((*key, 1)), full, every)
     lightcurves = [obj.lightcurve if n == obj.lightcurve.n_detections else truncate(obj.lightcurve, n)
                    for _, n in counts]
     matrix = features.extract_many(lightcurves) if lightcurves else np.empty((0, len(features.names)))
@@ -161,7 +167,7 @@ def _samples(config: TrainConfig, workers: int) -> dict[str, list[dict[str, Any]
         for split in ("train", "calibration", "test"):
             count = getattr(config.sizes, split)
             tasks += [(label, config.survey, config.seed, start + i, config.feature_set, split, config.bins,
-                       config.full_lightcurves, split == "test") for i in range(count)]
+                       config.full_lightcurves, split == "test", config.all_truncations) for i in range(count)]
             start += count
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
@@ -192,7 +198,7 @@ def test_samples(config: TrainConfig, workers: int = 1) -> list[dict[str, Any]]:
     start = config.sizes.train + config.sizes.calibration
     for label in test_only.classes:
         tasks += [(label, config.survey, config.seed, start + i, config.feature_set, "test", config.bins,
-                   config.full_lightcurves, True) for i in range(config.sizes.test)]
+                   config.full_lightcurves, True, config.all_truncations) for i in range(config.sizes.test)]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             return list(pool.map(_object_samples, tasks, chunksize=16))
