@@ -22,7 +22,8 @@ The features, in this order:
    Stetson K, Otsu split (4), median, percent amplitude; and the best period of the periodogram of
    the band with the most points (the first of equals) and its S/N (``periodogram_period_0``,
    ``periodogram_period_s_to_n_0``).
-2. **Per band**, from numpy: ``peak_mag_<band>`` (``25 - 2.5 log10`` of the band's largest flux)
+2. **Per band**, from numpy: ``peak_rel_mag_<band>`` (the band's largest flux as a magnitude
+   relative to the peak detection's: ``-2.5 log10`` of their ratio)
    and ``peak_dt_<band>`` (time of the band's largest flux minus the time of the peak detection).
 3. **Colours** of each pair of neighbouring bands (a bluer, b redder), in magnitudes:
    ``color_peak_<a>_<b>`` (of the bands' largest fluxes), ``color_mean_<a>_<b>`` (of their weighted
