@@ -203,6 +203,35 @@ def test_webhook_failure_is_in_the_report_and_the_run_summary(ztf_store: str, re
     assert all(m["attempts"] == 0 and m["error"].startswith("not attempted") for m in rest)
 
 
+def test_since_last_report_announces_each_state_once_and_again_after_a_failure(
+        ztf_store: str, registry: Registry, tmp_path: Path) -> None:
+    """A live instance runs a job's T3 again and again: with `since_last_report` a webhook gets each
+    stock's state once; a push that failed is repeated on the next run, not lost."""
+    views = selected(ztf_store)
+    store = tmp_path / "store.db"  # a copy: the journal lines written here stay out of the shared store
+    store.write_bytes(Path(ztf_store.removeprefix("sqlite:///")).read_bytes())
+    url, select = f"sqlite:///{store}", {"channel": "ZTF_PUBLIC", "since_last_report": True}
+    with http_server((500, b"down", {}), (200, b"ok", {})) as server:
+        react = {"unit": "WebhookPublisher", "config": {"url": f"{server.url}/hook", "retries": 0,
+                                                        "stocks_per_message": 45, **FAST}}
+        down, [(_, _, failed)] = run_t3(url, registry, react, select=select)
+        assert down.reports_failed == 1 and failed["exception"] == "PushError" and len(server.received) == 1
+        back, [(_, _, report)] = run_t3(url, registry, react, select=select)
+        messages = -(-len(views) // 45)
+        assert back.reports == 1 and report["sent"] == len(views) and len(server.received) == 1 + messages
+        sent = [stock["id"] for message in report["messages"] for stock in message["stocks"]]
+        assert sorted(sent) == sorted(views)  # every stock, the ones of the failed push included
+        quiet, [(_, _, nothing)] = run_t3(url, registry, react, select=select)
+        assert quiet.reports == 1 and nothing["sent"] == 0 and nothing["messages"] == []
+        assert len(server.received) == 1 + messages  # nothing new: nothing posted
+    reported = open_store(url)
+    try:
+        lines = [e for s in views for e in reported.journal(s) if e.tier == 3]
+        assert sorted((e.stock, e.detail["state"]) for e in lines) == sorted((s, v.latest_state) for s, v in views.items())
+    finally:
+        reported.close()
+
+
 def test_webhook_final_4xx_is_not_retried_and_others_still_go(ztf_store: str, registry: Registry) -> None:
     with http_server((400, b"invalid_payload", {}), (200, b"ok", {})) as server:
         summary, [(_, _, report)] = run_t3(ztf_store, registry, {"unit": "WebhookPublisher", "config": {
