@@ -24,7 +24,7 @@ def _parse(identifier: str) -> tuple[str, str]:
         return kind, value
     if _HEX64.fullmatch(identifier):
         return "state", identifier
-    if identifier.isdigit():
+    if identifier.isdecimal():
         return "result", identifier
     raise AmpelError(f"cannot read {identifier!r} as an id: use result:N, state:<64 hex digits> or "
                      "datapoint:STOCK:N (STOCK a stock name or id)")
@@ -37,7 +37,7 @@ def provenance_chain(store: Store, identifier: str) -> dict[str, Any]:
     datapoint_ids: list[int] = []
     stock_id: int | None = None
     if kind == "result":
-        if not value.isdigit() or int(value) >= 2**63:
+        if not value.isdecimal() or int(value) >= 2**63:
             raise AmpelError(f"no result {value!r}: a result is a number (result:N); `ampel stock show` lists them")
         result = store.get_result(int(value))
         if result is None:
@@ -62,7 +62,7 @@ def provenance_chain(store: Store, identifier: str) -> dict[str, Any]:
         name, _, number = value.rpartition(":")
         stock_id = store.find_stock(name) if name else None
         # upper limits may have negative ids; ids are 64-bit
-        if stock_id is None or not number.lstrip("-").isdigit() or not -2**63 <= int(number) < 2**63:
+        if stock_id is None or not number.lstrip("-").isdecimal() or not -2**63 <= int(number) < 2**63:
             raise AmpelError(f"no datapoint {value!r} in {store.url} (use datapoint:STOCK:N, STOCK a stock name or id)")
         datapoint_ids = [int(number)]
     points, alerts, runs = [], {}, set()

@@ -15,6 +15,7 @@ or refused with a `StoreError` when no path is known; a store newer than the cod
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +28,8 @@ from ampel_core.models import DataPoint, JournalEntry, Result, Run, State, Stock
 from ampel_core.store import IngestBatch, Quarantined, StoreError, Ticket, dumps, dumps_fast
 
 __all__ = ["SqlStore", "journal_key"]
+
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
 
 class SqlStore:
     """The public base of SQL store backends: the whole `Store` protocol in SQL that SQLite and
@@ -338,7 +341,9 @@ class SqlStore:
         rows = self.execute("SELECT stock FROM stock_names WHERE name = ?", (name,))
         if rows:
             return int(rows[0][0])
-        if (name.lstrip("-").isdigit() and -2**63 <= int(name) < 2**63  # a 64-bit id, else no stock (and no driver error)
+        # a 64-bit id in ASCII digits, else no stock (and no driver error); str.isdigit() holds
+        # for '²', which int() refuses
+        if (_INTEGER.fullmatch(name) and -2**63 <= int(name) < 2**63
                 and self.execute("SELECT id FROM stocks WHERE id = ?", (int(name),))):
             return int(name)
         return None

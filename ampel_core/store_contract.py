@@ -179,6 +179,7 @@ class StoreContract:
         assert store.find_stock(str(stock)) == stock
         assert store.find_stock("ZTF99zzz") is None
         assert store.find_stock("123456789012345678901234567890") is None
+        assert store.find_stock("²") is None and store.find_stock("-") is None  # '²'.isdigit(), int('²') fails
         assert store.datapoint_origin(stock, points[1].id) == (77, run)
         assert store.datapoint_origin(stock, 1) == (None, None)
         assert store.alert_origin(77) == ("file.jsonl::77", run)

@@ -154,6 +154,9 @@ def test_provenance_from_result_to_run_and_prov_json(quickstore: str, tmp_path: 
         assert json.loads(one.stdout)["datapoints"] == [point]
     missing = ampel("provenance", "datapoint:ZTF21abiuvdk:-5", "--store", quickstore)
     assert missing.returncode != 0 and "no datapoint ZTF21abiuvdk:-5 in" in missing.stderr
+    for odd in ("²", "datapoint:²:1", "datapoint:ZTF21abiuvdk:²"):  # '²'.isdigit() holds, int('²') fails
+        refused = ampel("provenance", odd, "--store", quickstore)
+        assert refused.returncode == 2 and refused.stderr.startswith("error: ") and "internal error" not in refused.stderr
 
 
 def test_replay_reports_identical(quickstore: str) -> None:

@@ -76,8 +76,8 @@ def release_gone_workers(store: Store) -> int:
         host, _, rest = owner.partition(":")
         pid, _, rest = rest.partition(":")
         run, _, _ = rest.partition(":")
-        gone = process_alive(host, int(pid) if pid.isdigit() else None) is False
-        if not gone and run.isdigit() and int(run):
+        gone = process_alive(host, int(pid) if pid.isdecimal() else None) is False
+        if not gone and run.isdecimal() and int(run):
             recorded = store.get_run(int(run))
             gone = recorded is not None and recorded.status in ENDED
         if gone:

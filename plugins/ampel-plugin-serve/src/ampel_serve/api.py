@@ -76,7 +76,7 @@ def visible_results(store: Store, stock: int, traces: frozenset[str], states: Se
     seen = {state for _, state, _, _ in states}
     return [(result_id, result) for result_id, result in store.results(stock=stock) if result.trace in traces and (
         result.link in seen if result.link_kind == "state" else
-        result.link_kind == "stock" or (result.link.lstrip("-").isdigit() and int(result.link) in datapoints))]
+        result.link_kind == "stock" or (result.link.lstrip("-").isdecimal() and int(result.link) in datapoints))]
 
 
 TRACE_CACHE_SECONDS = 2.0

@@ -357,7 +357,7 @@ def _refused(error: AmpelError, status: int = 422) -> HTTPException:
 async def upload_job(request: Request, team: CurrentTeam) -> JSONResponse:
     limit: int = request.app.state.settings.max_upload_bytes
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isdecimal() and int(declared) > limit:
         raise HTTPException(413, f"the job file has {declared} bytes; at most {limit} are accepted")
     body = b""
     async for chunk in request.stream():

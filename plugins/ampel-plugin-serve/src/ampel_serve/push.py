@@ -580,7 +580,7 @@ class KafkaPublisher(PushUnit):
             bootstrap = self.bootstrap if self.bootstrap is not None else read_secret(self.bootstrap_env or "")
             for server in bootstrap.split(","):
                 host, _, port = server.strip().rpartition(":")
-                _check_host(host.strip("[]"), int(port) if port.isdigit() else None)
+                _check_host(host.strip("[]"), int(port) if port.isdecimal() else None)
             topic = self.topic_of(next((v.channel for v in views if v.channel), None))
             producer = kafka.Producer({
                 "bootstrap.servers": bootstrap, "enable.idempotence": self.retries > 0, "acks": "all",
