@@ -11,13 +11,15 @@ Fixtures:
 - ``shared_data``: the project's ``../shared/data`` folder (or ``$AMPEL_SHARED_DATA``); the test is
   skipped, with the reason, where it is absent.
 
-Function ``run_unit(unit, value, **config)`` runs any unit on one input (an Alert for filters, a
+Function ``renamed_copies(sample, folder, copies)`` writes copies of a JSON-lines alert file as new
+objects (for tests that need many stocks). Function ``run_unit(unit, value, **config)`` runs any unit on one input (an Alert for filters, a
 list of DataPoints for state/combiner units, a DataPoint for point units, StockViews for react
 units) and checks that T2 output is JSON-able.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -33,10 +35,33 @@ from ampel_core.units import StateUnit, T2Unit, TiedStateUnit, Unit, build_unit
 from ampel_core.views import StateView, StockView
 
 __all__ = ["FINGERPRINT_QUERIES", "TEST_DISTRIBUTION", "ampel_config", "ampel_manager", "register_plugin", "register_units",
-           "run_unit", "shared_data", "shared_data_dir", "state_view", "stock_view", "store_fingerprint"]
+           "renamed_copies", "run_unit", "shared_data", "shared_data_dir", "state_view", "stock_view", "store_fingerprint"]
 
 
 TEST_DISTRIBUTION = "local-test"
+
+
+def renamed_copies(sample: Path, folder: Path, copies: int, one_per_file: bool = True) -> Path:
+    """``copies`` renamed copies of the alerts of ``sample`` (the core's JSON-lines format: new stock
+    names and ids) in ``folder``: one alert per file, or one file per copy."""
+    folder.mkdir(exist_ok=True)
+    lines = sample.read_text().splitlines()
+    for copy in range(copies):
+        renamed = []
+        for line in lines:
+            alert = json.loads(line)
+            alert["stock"] = f"{alert['stock']}_{copy}"
+            alert["id"] += copy * 10**15
+            for point in alert["datapoints"]:
+                if "id" in point:
+                    point["id"] += copy * 10**15
+            renamed.append(json.dumps(alert))
+        if one_per_file:
+            for number, text in enumerate(renamed):
+                (folder / f"{copy:03d}_{number:03d}.json").write_text(text)
+        else:
+            (folder / f"copy-{copy:03d}.jsonl").write_text("\n".join(renamed) + "\n")
+    return folder
 
 
 @pytest.fixture

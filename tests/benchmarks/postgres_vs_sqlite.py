@@ -29,6 +29,7 @@ import math
 import os
 import random
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -133,6 +134,17 @@ def fresh_store(backend: str, folder: Path) -> Iterator[str]:
 
         with scratch_schema() as url:
             yield url
+
+
+def measure_in_child(script: str, backend: str, folder: Path, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Run ``script --child JSON`` (``arguments`` plus a fresh store of ``backend``) in a new
+    process; the JSON of its last output line."""
+    with fresh_store(backend, folder) as store:
+        done = subprocess.run([sys.executable, script, "--child", json.dumps({"store": store, **arguments})],
+                              capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"measurement failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def children_cpu() -> float:

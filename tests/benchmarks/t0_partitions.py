@@ -23,7 +23,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import t0_throughput  # the alert sets and channels of the T0 benchmark
-from postgres_vs_sqlite import fresh_store  # a new SQLite file or PostgreSQL schema
+from postgres_vs_sqlite import measure_in_child  # in a new process, on a new SQLite file or PostgreSQL schema
 
 
 def measure(folders: list[str], store: str, workers: int, peek: bool) -> dict[str, Any]:
@@ -54,12 +53,7 @@ def measure(folders: list[str], store: str, workers: int, peek: bool) -> dict[st
 
 
 def child(backend: str, folder: Path, **arguments: Any) -> dict[str, Any]:
-    with fresh_store(backend, folder) as store:
-        done = subprocess.run([sys.executable, __file__, "--child", json.dumps({"store": store, **arguments})],
-                              capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"measurement failed:\n{done.stderr[-3000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return measure_in_child(__file__, backend, folder, arguments)
 
 
 def main() -> None:

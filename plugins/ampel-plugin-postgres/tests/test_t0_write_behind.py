@@ -15,27 +15,10 @@ import pytest
 import yaml
 
 from ampel_core.store import open_store
+from ampel_core.testing import renamed_copies
 from ampel_postgres.testing import postgres_store_url, postgres_url  # noqa: F401 - fixtures
 
 SAMPLE = Path(__file__).parents[3] / "tests" / "data" / "ztf_sample.jsonl"  # 46 alerts of the core's sample
-
-
-def write_alerts(folder: Path, copies: int) -> Path:
-    """``copies`` renamed copies of the sample (new stocks and ids), one file of 46 alerts each."""
-    folder.mkdir()
-    lines = SAMPLE.read_text().splitlines()
-    for copy in range(copies):
-        renamed = []
-        for line in lines:
-            alert = json.loads(line)
-            alert["stock"] = f"{alert['stock']}_{copy}"
-            alert["id"] += copy * 10**15
-            for point in alert["datapoints"]:
-                if "id" in point:
-                    point["id"] += copy * 10**15
-            renamed.append(json.dumps(alert))
-        (folder / f"copy-{copy:03d}.jsonl").write_text("\n".join(renamed) + "\n")
-    return folder
 
 
 @pytest.mark.skipif(not SAMPLE.is_file(), reason=f"no sample alerts at {SAMPLE} (a checkout of the whole repository has them)")
@@ -43,7 +26,7 @@ def test_an_interrupted_t0_counts_what_it_committed(tmp_path: Path, postgres_sto
     # 300 files of 46 alerts, one batch each: T0 takes seconds, so the signal comes in the middle of it
     # even when this test process is descheduled for a while on a busy machine (40 files took 1 s)
     copies = 300
-    alerts = write_alerts(tmp_path / "alerts", copies)
+    alerts = renamed_copies(SAMPLE, tmp_path / "alerts", copies, one_per_file=False)
     job = tmp_path / "job.yml"
     job.write_text(yaml.safe_dump({
         "name": "write-behind", "store": postgres_store_url,
