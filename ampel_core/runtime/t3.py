@@ -68,11 +68,11 @@ def select_views(store: Store, selection: Selection, channels: dict[str, Channel
     return [v for v in views if matches(v, selection.results)]
 
 
-def _reported(store: Store, view: StockView, trace: str) -> bool:
-    """Whether the unit configuration ``trace`` has reported the view's latest state on its channel
-    in a successful report (`Selection.since_last_report`: each line of the stock's journal)."""
-    return any(e.tier == 3 and e.action == "reported" and e.trace == trace and e.channel == view.channel
-               and e.detail.get("state") == view.latest_state for e in store.journal(view.id))
+def _reported(store: Store, views: list[StockView]) -> dict[int, set[str | None]]:
+    """For each view's stock, the unit configurations (trace ids) that reported its latest state on
+    its channel in a successful report (`Selection.since_last_report`: the stock's journal)."""
+    return {v.id: {e.trace for e in store.journal(v.id) if e.tier == 3 and e.action == "reported"
+                   and e.channel == v.channel and e.detail.get("state") == v.latest_state} for v in views}
 
 
 def run_t3(store: Store, registry: Registry, task: T3Task, channels: dict[str, Channel], run: int,
@@ -83,13 +83,14 @@ def run_t3(store: Store, registry: Registry, task: T3Task, channels: dict[str, C
     views = select_views(store, task.select, channels)
     channel = task.select.channel
     counts = {"stocks": len(views), "reports": 0, "reports_failed": 0}
+    reported = _reported(store, views) if task.select.since_last_report else {}
     for spec in task.react:
         configured = configure(registry, spec)
         if not isinstance(configured.unit, ReactUnit):
             raise AmpelError(f"T3 react unit '{spec.unit}' is not a ReactUnit")
         trace = configured.trace.id
         store.add_traces([configured.trace])
-        given = [v for v in views if not _reported(store, v, trace)] if task.select.since_last_report else views
+        given = [v for v in views if trace not in reported[v.id]] if task.select.since_last_report else views
         journal: list[JournalEntry] = []
         try:
             body = call_unit(configured.unit, given)
