@@ -90,8 +90,9 @@ class LazyDataPoints(Sequence[DataPoint]):
     """An alert's datapoints whose costly part (e.g. hundreds of upper limits) is built on first
     use, so that alerts every filter rejects on their detections never build it.
 
-    ``detections`` (the trigger first) are built at once and must be all datapoints of the alert
-    for which `DataPoint.is_detection` holds; ``rest`` builds the others when they are needed.
+    ``detections`` (the trigger first) are built at once and must hold all datapoints of the alert
+    for which `DataPoint.is_detection` holds (they may hold others a format builds at once, e.g.
+    Rubin diaSources without a band); ``rest`` builds the others when they are needed.
     ``select(known)``, where a format can tell a datapoint's id before building it, builds only
     those of the others whose ids are not in ``known`` (the same datapoints, in the same order, as
     ``rest`` builds, less those): `unknown` then builds only an alert's new history, not what
@@ -146,6 +147,9 @@ class LazyDataPoints(Sequence[DataPoint]):
 
     __hash__ = None  # type: ignore[assignment]  # mutable on first use, like a list
 
+    def __reduce__(self) -> tuple[type[list[DataPoint]], tuple[list[DataPoint]]]:
+        return list, (self.materialize(),)  # pickled (to or from a worker process) as what it holds
+
     def __repr__(self) -> str:
         built = "built" if self._all is not None else "not built yet"
         return f"LazyDataPoints({len(self.detections)} detections, the rest {built})"
@@ -178,9 +182,8 @@ class Alert:
     def detections(self) -> list[DataPoint]:
         """The datapoints that are detections (`DataPoint.is_detection`), trigger first; cheap for
         `LazyDataPoints`, whose other datapoints it does not build."""
-        if isinstance(self.datapoints, LazyDataPoints):
-            return self.datapoints.detections
-        return [dp for dp in self.datapoints if dp.is_detection]
+        points = self.datapoints
+        return [dp for dp in (points.detections if isinstance(points, LazyDataPoints) else points) if dp.is_detection]
 
 
 @dataclass(frozen=True, slots=True)

@@ -252,8 +252,13 @@ class SqlStore:
             marks = ", ".join("?" * len(columns))
             cursor.executemany(self.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {conflict}"), rows)
 
-    def ingest(self, batch: IngestBatch) -> None:
-        """Write one T0 batch in one transaction (idempotent)."""
+    def ingest(self, batch: IngestBatch, new_datapoints: bool = False) -> None:
+        """Write one T0 batch in one transaction (idempotent). ``new_datapoints``: the datapoint
+        rows go in without ``ON CONFLICT DO NOTHING``, so that a row already stored is an error
+        (the backend's unique violation) that rolls the batch back. The runtime sends only
+        datapoints its store did not hold when the batch began, so this holds unless another writer
+        stored the same ones meanwhile; a backend whose conflict clause costs (PostgreSQL's
+        speculative insertion) writes so first and, on that error, writes the batch again without."""
         with self.transaction() as cursor:
             def many(table: str, columns: str, rows: Sequence[Sequence[Any]], conflict: str = "ON CONFLICT DO NOTHING") -> None:
                 if rows:
@@ -282,7 +287,7 @@ class SqlStore:
             tags: dict[tuple[str, ...], str] = {}  # formats reuse a few tag tuples: encode each once
             many("datapoints", "id stock tags body alert run",
                  [(dp.id, dp.stock, tags.get(dp.tags) or tags.setdefault(dp.tags, dumps(dp.tags)), dumps_fast(dp.body()),
-                   alert, batch.run) for dp, alert in batch.datapoints])
+                   alert, batch.run) for dp, alert in batch.datapoints], "" if new_datapoints else "ON CONFLICT DO NOTHING")
             many("states", "id stock datapoints", [(s.id, s.stock, dumps(s.datapoints)) for s in batch.states.values()])
             now = time.time()
             many("channel_states", "stock channel state alert run created",

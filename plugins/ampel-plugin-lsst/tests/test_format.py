@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ampel_core.alerts import AlertDecodeError, FileSource
 from ampel_core.models import content_id
-from ampel_lsst import avro_schemas
+from ampel_lsst import avro_schemas, datapoints
 from ampel_lsst.format import ElasticcAlertFormat, LSSTAlertFormat
 
 DATA = Path(__file__).parent / "data"
@@ -170,6 +170,78 @@ def test_upper_limits_from_nondetection_limits() -> None:
     assert limit.mag == pytest.approx(31.4 - 2.5 * math.log10(500.0))
     assert {"LSST_UL", "upper_limit"} <= set(limit.tags)
     assert len(alert.datapoints) == carried_sources(record)
+
+
+def eager_datapoints(record: dict[str, Any], alert: Any) -> list[Any]:
+    """The datapoints of an alert record built one by one, every one, in the format's order
+    (detections, forced photometry, upper limits, diaObject; a repeated id kept once): the reference
+    for the format's lazily built history."""
+    names, stock = datapoints.field_names(record["diaSource"]), alert.stock
+    tags = alert.trigger.tags[:-1]  # the alert's base tags: the trigger's less LSST_DP
+    made = [datapoints.detection(s, stock, names, tags) for s in [record["diaSource"], *(record.get("prvDiaSources") or ())]]
+    made += [datapoints.forced(s, stock, names, tags) for s in record.get("prvDiaForcedSources") or ()]
+    made += [datapoints.upper_limit(s, stock, names, tags) for s in record.get("prvDiaNondetectionLimits") or ()]
+    first: dict[int, Any] = {}
+    made = [first.setdefault(dp.id, dp) for dp in made if dp.id not in first]  # the first of each id
+    if record.get("diaObject"):
+        made.append(datapoints.dia_object(record["diaObject"], stock, min(dp.time for dp in made), tags))
+    return made
+
+
+def test_history_is_built_only_where_the_store_lacks_it_and_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forced photometry and upper limits are built when needed (`LazyDataPoints`), and by
+    `unknown` only those whose ids the store does not hold: the same datapoints (every field,
+    ``extra`` included), in the same order, as building every one; nothing else is built."""
+    import random
+
+    from ampel_core.models import LazyDataPoints
+
+    records = container_records((DATA / "ampel-lsst_11290844.avro").read_bytes())
+    with_limits = copy.deepcopy(records[1])
+    with_limits["prvDiaNondetectionLimits"] = [
+        {"ccdVisitId": 7 + i, "midPointTai": 60900.5 + i, "filterName": "grizY"[i % 5], "diaNoise": 100.0 + i}
+        for i in range(12)] + [{"ccdVisitId": 7, "midPointTai": 60900.5, "filterName": "g", "diaNoise": 1.0}]  # a repeat
+    records.append(with_limits)
+    built: list[Any] = []
+
+    def counted(make: Any) -> Any:
+        def build(*args: Any) -> Any:
+            built.append(make(*args))
+            return built[-1]
+        return build
+
+    for name in ("forced", "upper_limit"):
+        monkeypatch.setattr(datapoints, name, counted(getattr(datapoints, name)))
+    chance, compared = random.Random(23), 0
+    for record in records:
+        for round_ in range(20):
+            alert = LSSTAlertFormat().decode(schemaless(record, "elasticc.v0_9"), "history")[0]
+            assert isinstance(alert.datapoints, LazyDataPoints) and not built  # decoding built no history
+            expected = eager_datapoints(record, alert)
+            built.clear()
+            known = {dp.id for dp in expected if chance.random() < round_ / 20}
+            new = alert.datapoints.unknown(known)
+            want = [dp for dp in expected if dp.id not in known]
+            assert [repr((dp, dp.extra)) for dp in new] == [repr((dp, dp.extra)) for dp in want]
+            assert len(built) == sum(1 for dp in want if {"LSST_FP", "LSST_UL"} & set(dp.tags))
+            built.clear()
+            fresh = LSSTAlertFormat().decode(schemaless(record, "elasticc.v0_9"), "history")[0]
+            assert [repr((dp, dp.extra)) for dp in fresh.datapoints] == [repr((dp, dp.extra)) for dp in expected]
+            assert [dp.id for dp in fresh.detections] == [dp.id for dp in expected if dp.is_detection]
+            built.clear()
+            compared += len(expected)
+    assert compared > 1000 and any("LSST_UL" in dp.tags for dp in expected)
+
+
+@pytest.mark.parametrize("history, field, value", [
+    ("prvDiaForcedSources", "filterName", "q"), ("prvDiaForcedSources", "midPointTai", math.nan),
+    ("prvDiaNondetectionLimits", "filterName", "q"), ("prvDiaNondetectionLimits", "midPointTai", math.inf)])
+def test_a_bad_history_record_makes_the_alert_undecodable_though_built_later(history: str, field: str, value: Any) -> None:
+    record = container_records((DATA / "ampel-lsst_11290844.avro").read_bytes())[1]
+    record["prvDiaNondetectionLimits"] = [{"ccdVisitId": 7, "midPointTai": 60950.5, "filterName": "g", "diaNoise": 100.0}]
+    record[history][-1][field] = value
+    with pytest.raises(AlertDecodeError, match="unknown band 'q'" if value == "q" else "'midPointTai' is missing or not finite"):
+        LSSTAlertFormat().decode(schemaless(record, "elasticc.v0_9"), "bad-history")
 
 
 def test_cutouts_become_blobs() -> None:

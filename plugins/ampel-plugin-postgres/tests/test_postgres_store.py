@@ -3,6 +3,7 @@ by concurrent openers, upgrades, TRUNCATE refusal and connection errors."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -82,3 +83,29 @@ def test_a_schema_of_another_application_is_refused(postgres_store_url: str) -> 
     with psycopg.connect(connection_string(postgres_store_url), autocommit=True) as conn:
         assert conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall() == [
             ("notes",)]
+
+
+def test_datapoints_another_writer_stored_meanwhile_do_not_cost_the_batch(postgres_store_url: str,  # noqa: F811
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """The datapoint rows go in as new rows (no speculative insertion); when another writer stored
+    some of them after this batch began, the batch is written again with ON CONFLICT DO NOTHING:
+    it commits whole, every datapoint once, the other writer's rows untouched, and nothing is
+    logged (psycopg's warning about the aborted pipeline would only repeat the handled error)."""
+    store, other = open_store(postgres_store_url), open_store(postgres_store_url)
+    run = store.start_run("d" * 64, {}, {})
+    points = [datapoint("ZTF24race", i) for i in range(4)]
+    other.ingest(alert_batch(run, "ZTF24race", 1, points[:2]))  # the other writer's alert, committed first
+    with caplog.at_level(logging.DEBUG):
+        store.ingest(alert_batch(run, "ZTF24race", 2, points[:3], channels=("CH", "LATE")))
+        store.ingest(alert_batch(run, "ZTF24race", 3, points))  # again, on the same connection
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+    count = "SELECT count(*) FROM {} WHERE stock = %s"
+    stock = points[0].stock
+    assert [store.execute(count.format(table), (stock,))[0][0]  # type: ignore[attr-defined]
+            for table in ("datapoints", "alerts", "channel_states")] == [4, 3, 4]
+    assert [dp.id for dp in store.stock_datapoints(stock)] == sorted(dp.id for dp in points)
+    # alert blobs (gzipped cutouts) are stored as they come, not compressed again by the server
+    assert store.execute("SELECT attstorage FROM pg_attribute WHERE attrelid = 'alert_blobs'::regclass "  # type: ignore[attr-defined]
+                         "AND attname = 'data'") == [("e",)]
+    store.close()
+    other.close()

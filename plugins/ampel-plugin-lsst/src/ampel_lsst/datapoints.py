@@ -34,7 +34,7 @@ from ampel_core.models import DataPoint, content_id
 __all__ = ["BANDS", "ELASTICC_FIELDS", "KIND_FORCED", "KIND_UPPER_LIMIT", "MAG_PER_LN", "OBJECT_EPOCH_FIELDS",
            "RUBIN_FIELDS", "TAG_DETECTION", "TAG_ELASTICC", "TAG_FORCED", "TAG_OBJECT", "TAG_SOLAR_SYSTEM",
            "TAG_SURVEY", "TAG_UPPER_LIMIT", "ZP", "ZPSYS", "FieldNames", "detection", "dia_object", "field_names",
-           "forced", "upper_limit"]
+           "forced", "forced_key", "upper_limit", "upper_limit_key"]
 
 ZP = 31.4  # AB magnitude of 1 nJy
 ZPSYS = "ab"
@@ -81,7 +81,8 @@ def field_names(dia_source: Mapping[str, Any]) -> FieldNames:
 def _finite(value: Any) -> float | None:
     if value is None:
         return None
-    value = float(value)
+    if type(value) is not float:
+        value = float(value)
     return value if math.isfinite(value) else None
 
 
@@ -111,8 +112,9 @@ def _measurement(
     if flux is not None and flux > 0:
         mag = ZP - 2.5 * math.log10(flux)
         mag_err = None if flux_err is None else MAG_PER_LN * flux_err / flux
-    return DataPoint(id=id, stock=stock, time=_time(record, names), band=_band(record, names), flux=flux,
-                     flux_err=flux_err, zp=ZP, zpsys=ZPSYS, mag=mag, mag_err=mag_err, tags=tags, extra=record)
+    # positional (the order of the DataPoint fields): this runs for every source of an alert
+    return DataPoint(id, stock, _time(record, names), _band(record, names), flux, flux_err, ZP, ZPSYS, mag, mag_err,
+                     False, tags, record)
 
 
 def detection(record: dict[str, Any], stock: int, names: FieldNames, tags: tuple[str, ...]) -> DataPoint:
@@ -120,22 +122,46 @@ def detection(record: dict[str, Any], stock: int, names: FieldNames, tags: tuple
     return _measurement(int(record["diaSourceId"]), stock, record, names, (*tags, TAG_DETECTION))
 
 
-def forced(record: dict[str, Any], stock: int, names: FieldNames, tags: tuple[str, ...]) -> DataPoint:
-    """A diaForcedSource: PSF flux forced at the diaObject position (may be negative or None)."""
-    id = content_id(TAG_FORCED, int(record["diaForcedSourceId"]))
+def forced(record: dict[str, Any], stock: int, names: FieldNames, tags: tuple[str, ...],
+           id: int | None = None) -> DataPoint:
+    """A diaForcedSource: PSF flux forced at the diaObject position (may be negative or None);
+    ``id``: its `forced_key` id, where known."""
+    if id is None:
+        id = content_id(TAG_FORCED, int(record["diaForcedSourceId"]))
     return _measurement(id, stock, record, names, (*tags, TAG_FORCED, KIND_FORCED))
 
 
-def upper_limit(record: dict[str, Any], stock: int, names: FieldNames, tags: tuple[str, ...]) -> DataPoint:
+def forced_key(record: dict[str, Any], names: FieldNames) -> tuple[int, float]:
+    """(id, time) of the datapoint `forced` makes of this record, without making it; raises what
+    `forced` raises on the same record."""
+    id = content_id(TAG_FORCED, int(record["diaForcedSourceId"]))
+    _finite(record[names.flux])
+    _finite(record[names.flux_err])
+    time = _time(record, names)
+    _band(record, names)
+    return id, time
+
+
+def upper_limit(record: dict[str, Any], stock: int, names: FieldNames, tags: tuple[str, ...],
+                id: int | None = None) -> DataPoint:
     """A diaNondetectionLimit: ``flux_err`` is its 1-sigma noise ``diaNoise`` (nJy), ``mag`` the
-    5-sigma limiting magnitude."""
+    5-sigma limiting magnitude; ``id``: its `upper_limit_key` id, where known."""
     time, band = _time(record, names), _band(record, names)
     noise = _finite(record["diaNoise"])
     mag = ZP - 2.5 * math.log10(5 * noise) if noise is not None and noise > 0 else None
-    id = content_id(TAG_UPPER_LIMIT, stock, record["ccdVisitId"], time, band)
+    if id is None:
+        id = content_id(TAG_UPPER_LIMIT, stock, record["ccdVisitId"], time, band)
     return DataPoint(id=id, stock=stock, time=time, band=band, flux=None, flux_err=noise, zp=ZP, zpsys=ZPSYS,
                      mag=mag, mag_err=None, upper_limit=True, tags=(*tags, TAG_UPPER_LIMIT, KIND_UPPER_LIMIT),
                      extra=record)
+
+
+def upper_limit_key(record: dict[str, Any], stock: int, names: FieldNames) -> tuple[int, float]:
+    """(id, time) of the datapoint `upper_limit` makes of this record, without making it; raises
+    what `upper_limit` raises on the same record."""
+    time, band = _time(record, names), _band(record, names)
+    _finite(record["diaNoise"])
+    return content_id(TAG_UPPER_LIMIT, stock, record["ccdVisitId"], time, band), time
 
 
 def dia_object(record: dict[str, Any], stock: int, fallback_time: float, tags: tuple[str, ...]) -> DataPoint:

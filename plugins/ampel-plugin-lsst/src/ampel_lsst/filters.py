@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ampel_core.models import Alert, DataPoint
+from ampel_core.models import Alert, DataPoint, LazyDataPoints
 from ampel_core.units import AlertFilter, Reject
 from ampel_lsst.datapoints import TAG_DETECTION, TAG_SOLAR_SYSTEM
 
@@ -16,8 +16,10 @@ __all__ = ["SimpleLSSTFilter", "detections", "signal_to_noise"]
 
 
 def detections(alert: Alert) -> list[DataPoint]:
-    """The alert's detections (diaSources), trigger first."""
-    return [dp for dp in alert.datapoints if TAG_DETECTION in dp.tags]
+    """The alert's detections (diaSources), trigger first; of `ampel_lsst.format`'s alerts without
+    building their other datapoints (every diaSource is among their `LazyDataPoints.detections`)."""
+    points = alert.datapoints
+    return [dp for dp in (points.detections if isinstance(points, LazyDataPoints) else points) if TAG_DETECTION in dp.tags]
 
 
 def signal_to_noise(datapoint: DataPoint) -> float | None:

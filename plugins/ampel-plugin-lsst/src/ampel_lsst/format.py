@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import gzip
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from ampel_core.alerts import AlertDecodeError, PartialDecodeError, RejectedRecord
-from ampel_core.models import Alert, DataPoint, content_id
+from ampel_core.models import Alert, DataPoint, LazyDataPoints, content_id
 from ampel_lsst import avro_schemas, datapoints
 from ampel_lsst.datapoints import (
     ELASTICC_FIELDS, TAG_ELASTICC, TAG_SOLAR_SYSTEM, TAG_SURVEY, field_names,
@@ -260,19 +260,36 @@ class LSSTAlertFormat(BaseModel):
             tags = (*tags, TAG_SOLAR_SYSTEM)
 
         trigger = datapoints.detection(source, stock, names, tags)
-        points: list[DataPoint] = [trigger]
+        detections: list[DataPoint] = [trigger]
         seen = {trigger.id}
         for previous in record.get("prvDiaSources") or ():
-            _add(points, seen, datapoints.detection(previous, stock, names, tags))
+            _add(detections, seen, datapoints.detection(previous, stock, names, tags))
+        # forced photometry and upper limits (most of an alert, and mostly stored by the stock's
+        # earlier alerts): checked and identified now, so that a bad record makes the alert
+        # undecodable here, and built only when needed, only those the store lacks (`LazyDataPoints`)
+        deferred: list[tuple[int, Callable[..., DataPoint], dict[str, Any]]] = []
+        earliest = min(dp.time for dp in detections)
         for measured in record.get("prvDiaForcedSources") or ():
-            _add(points, seen, datapoints.forced(measured, stock, names, tags))
+            ident, time = datapoints.forced_key(measured, names)
+            if ident not in seen:
+                seen.add(ident)
+                deferred.append((ident, datapoints.forced, measured))
+                earliest = min(earliest, time)
         for limit in record.get("prvDiaNondetectionLimits") or ():
-            _add(points, seen, datapoints.upper_limit(limit, stock, names, tags))
+            ident, time = datapoints.upper_limit_key(limit, stock, names)
+            if ident not in seen:
+                seen.add(ident)
+                deferred.append((ident, datapoints.upper_limit, limit))
+                earliest = min(earliest, time)
         obj = record.get("diaObject")
+        made: list[DataPoint] = []  # the diaObject, made now (one per alert)
         # a solar-system alert may carry a diaObject of nulls (or id 0) from a broker's export: no object
         if obj and self.dia_object and _present(obj.get("diaObjectId")):
-            earliest = min(dp.time for dp in points)
-            _add(points, seen, datapoints.dia_object(obj, stock, earliest, tags))
+            _add(made, seen, datapoints.dia_object(obj, stock, earliest, tags))
+
+        def rest(known: Container[int] = ()) -> list[DataPoint]:
+            return [build(measured, stock, names, tags, ident) for ident, build, measured in deferred
+                    if ident not in known] + [dp for dp in made if dp.id not in known]
 
         extra: dict[str, Any] = {"schema": schema, "diaObjectId": object_id, "ssObjectId": ss_id}
         if "alertId" in record:
@@ -281,7 +298,8 @@ class LSSTAlertFormat(BaseModel):
             if record.get(key) is not None:
                 extra[key] = record[key]
         blobs = {key: record[key] for key in CUTOUTS if self.cutouts and record.get(key)}
-        return Alert(id=trigger.id, stock=stock, stock_name=stock_name, datapoints=points, extra=extra, blobs=blobs,
+        return Alert(id=trigger.id, stock=stock, stock_name=stock_name, datapoints=LazyDataPoints(detections, rest, rest),
+                     extra=extra, blobs=blobs,
                      tags=tuple(t for t in tags if t != TAG_SURVEY))
 
 

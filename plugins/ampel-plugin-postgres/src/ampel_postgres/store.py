@@ -20,6 +20,7 @@ Lease times are compared with each host's clock: keep the worker hosts' clocks i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -38,6 +39,17 @@ CREATE OR REPLACE FUNCTION ampel_refuse_change() RETURNS trigger LANGUAGE plpgsq
 BEGIN
     RAISE EXCEPTION '% rows are immutable: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'restrict_violation';
 END $$"""
+
+
+def _not_the_aborted_pipeline(record: logging.LogRecord) -> bool:
+    """False for psycopg's warning that a pipeline could not end because an earlier statement
+    failed: that statement's error is raised anyway (e.g. the unique violation `PostgresStore.ingest`
+    answers by writing the batch again), and the warning would only repeat it."""
+    return not (record.msg == "error ignored terminating %r: %s" and isinstance(record.args, tuple)
+                and isinstance(record.args[-1], psycopg.errors.PipelineAborted))
+
+
+logging.getLogger("psycopg").addFilter(_not_the_aborted_pipeline)
 
 
 def connection_string(url: str) -> str:
@@ -101,11 +113,20 @@ class PostgresStore(SqlStore):
         for start in range(0, len(rows), self.insert_chunk):
             cursor.execute(statement, [list(values) for values in zip(*rows[start:start + self.insert_chunk], strict=True)])
 
-    def ingest(self, batch: IngestBatch) -> None:
+    def ingest(self, batch: IngestBatch, new_datapoints: bool = True) -> None:
         """`SqlStore.ingest` with its statements pipelined: sent without waiting for each result
-        (errors still roll the whole batch back)."""
+        (errors still roll the whole batch back). The datapoint rows, most rows of a batch, go in
+        as new rows (``new_datapoints``): ``ON CONFLICT DO NOTHING`` is a speculative insertion,
+        which doubles the server's work per row (docs/t0-performance.md). Should another writer
+        have stored some of them since the batch began (a unique violation: nothing of the batch
+        is committed), the batch is written again with the conflict clause."""
         with self.conn.pipeline():
-            super().ingest(batch)
+            try:
+                super().ingest(batch, new_datapoints)
+            except psycopg.errors.UniqueViolation:  # rolled back
+                if not new_datapoints:
+                    raise
+                super().ingest(batch, False)
 
     def _column_types(self, cursor: Any, table: str) -> dict[str, str]:
         """The SQL type of each column of ``table`` (read from the catalogue once per table)."""
@@ -139,6 +160,9 @@ class PostgresStore(SqlStore):
     def schema_statements(self) -> list[str]:
         statements = [s.strip() for s in self.dialect(TABLES).split(";") if s.strip()]
         statements.append(_REFUSE_CHANGE)
+        # alert blobs (cutouts) come compressed (gzipped FITS): stored out of line as they are, the
+        # server no longer tries (and fails) to compress each one (docs/t0-performance.md)
+        statements.append("ALTER TABLE alert_blobs ALTER COLUMN data SET STORAGE EXTERNAL")
         for table in IMMUTABLE_TABLES:
             statements += [
                 f"CREATE OR REPLACE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
