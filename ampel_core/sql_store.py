@@ -258,7 +258,8 @@ class SqlStore:
         (the backend's unique violation) that rolls the batch back. The runtime sends only
         datapoints its store did not hold when the batch began, so this holds unless another writer
         stored the same ones meanwhile; a backend whose conflict clause costs (PostgreSQL's
-        speculative insertion) writes so first and, on that error, writes the batch again without."""
+        speculative insertion) writes them so first and, on that error, the whole batch again with
+        the clause."""
         with self.transaction() as cursor:
             def many(table: str, columns: str, rows: Sequence[Sequence[Any]], conflict: str = "ON CONFLICT DO NOTHING") -> None:
                 if rows:
